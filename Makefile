@@ -1,0 +1,69 @@
+# Everything runs from the project's virtualenv; nothing else is needed on a
+# fresh Debian host as root. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BUILD := $(CURDIR)/build
+# Playbooks and molecule find the collection here (a link to this tree);
+# ansible-test needs a real copy, made under $(BUILD)/sanity.
+COLLECTIONS := $(BUILD)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/myaas/myaas
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_HOME := $(BUILD)/ansible-home
+export ANSIBLE_LOCALHOST_WARNING := false
+export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
+
+.PHONY: help venv collection demo test lint sanity ansible-lint unit integration molecule build clean
+
+help:
+	@echo "make demo         provision localhost, import the sample dump and print a new instance's connection data"
+	@echo "make test         everything CI runs: lint, sanity, molecule, unit and integration tests"
+	@echo "make lint         ansible-lint --profile production and ansible-test sanity"
+	@echo "make unit         unit tests (pytest)"
+	@echo "make integration  integration tests on the real rig (btrfs, dockerd, MariaDB)"
+	@echo "make molecule     the molecule scenario of the host role (localhost)"
+	@echo "make build        the collection tarball"
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+collection: venv
+	mkdir -p $(dir $(COLLECTION_LINK))
+	ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+demo: collection
+	ansible-playbook playbooks/demo.yml
+
+test: collection
+	tests/run_all.sh
+
+lint: ansible-lint sanity
+
+ansible-lint: collection
+	ansible-lint --offline --profile production
+
+sanity: venv
+	tests/sanity.sh
+
+unit: collection
+	pytest tests/unit
+
+integration: collection
+	pytest tests/integration
+
+molecule: collection
+	cd extensions && molecule test --scenario-name host
+
+build: venv
+	mkdir -p $(BUILD)/dist
+	ansible-galaxy collection build --force --output-path $(BUILD)/dist .
+
+clean:
+	rm -rf $(BUILD) .ansible .pytest_cache

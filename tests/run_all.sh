@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make test`: every check CI runs, in one go. The pytest run comes last so that
+# its summary line closes the output. The host role (in molecule and in the
+# integration tests) installs the packages and starts dockerd when missing; a
+# dockerd that was not running before is stopped again at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dockerd_was_up=false
+if docker info >/dev/null 2>&1; then dockerd_was_up=true; fi
+stop_our_dockerd() {
+    "$dockerd_was_up" || tests/stop_dockerd.sh >/dev/null 2>&1 || true
+}
+trap stop_our_dockerd EXIT
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "ansible-lint --profile production"
+ansible-lint --offline --profile production
+
+step "ansible-test sanity"
+tests/sanity.sh
+
+step "molecule test (host role on localhost)"
+(cd extensions && molecule test --scenario-name host)
+
+step "pytest: unit and integration tests"
+pytest tests/unit tests/integration
