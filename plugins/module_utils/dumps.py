@@ -1,0 +1,132 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""SQL dumps: what they are (by content), and streaming them into a server.
+
+Decompression runs as its own process piped straight into the client in the
+server's container: nothing is staged on disk or held in memory, so a dump
+larger than memory and than /tmp imports, and the two processes use two cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+
+MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+DECOMPRESSORS = {
+    "gzip": ["gzip", "--decompress", "--stdout"],
+    "bzip2": ["bzip2", "--decompress", "--stdout"],
+    "xz": ["xz", "--decompress", "--stdout"],
+    "zstd": ["zstd", "--decompress", "--stdout", "--quiet"],
+}
+PEEK_BYTES = 256 * 1024
+# A dump that names its schemas (mysqldump --databases / --all-databases)
+# loads as it is; any other is loaded into the template's database.
+_OWN_SCHEMA_RE = re.compile(rb"^\s*(CREATE\s+DATABASE|USE\s)", re.IGNORECASE | re.MULTILINE)
+_SQL_START_RE = re.compile(
+    rb"^\s*(--|/\*|#|SET\s|CREATE\s|DROP\s|USE\s|INSERT\s|LOCK\s|START\s|BEGIN|DELIMITER\s|ALTER\s)",
+    re.IGNORECASE)
+
+
+def detect_format(path):
+    """'plain', 'gzip', 'bzip2', 'xz' or 'zstd', from the file's first bytes."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except FileNotFoundError:
+        raise MyaasError("Dump %s does not exist on the target." % path)
+    except IsADirectoryError:
+        raise MyaasError("Dump %s is a directory; give the path of a dump file." % path)
+    if not head:
+        raise MyaasError("Dump %s is empty; it was not imported and the template was left as it was." % path)
+    for magic, name in MAGIC:
+        if head.startswith(magic):
+            return name
+    return "plain"
+
+
+def peek(path, fmt, size=PEEK_BYTES):
+    """The first ``size`` bytes of the dump's SQL, decompressed."""
+    if fmt == "plain":
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    proc = subprocess.Popen(DECOMPRESSORS[fmt] + [path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        return proc.stdout.read(size)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def inspect_dump(path):
+    """Check that a file is an SQL dump; return (format, names_own_schema)."""
+    fmt = detect_format(path)
+    head = peek(path, fmt)
+    if not head.strip():
+        raise MyaasError("Dump %s (%s) holds no SQL; it was not imported and the template was left as it was."
+                         % (path, fmt))
+    if b"\x00" in head or not _SQL_START_RE.search(head.lstrip(b"\xef\xbb\xbf")):
+        raise MyaasError("%s is not an SQL dump (%s data that does not start like SQL). Give a dump made by "
+                         "mysqldump/mariadb-dump, plain or compressed with gzip, bzip2, xz or zstd." % (path, fmt))
+    return fmt, bool(_OWN_SCHEMA_RE.search(head))
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _tail(handle, limit=4000):
+    handle.seek(0)
+    return handle.read().decode("utf-8", "replace")[-limit:]
+
+
+def stream_into(path, fmt, client_argv, timeout):
+    """Pipe the dump, decompressed, into ``client_argv``; raise on any failure.
+
+    Both ends are checked: a truncated archive fails here even when the
+    client happily ran every statement it was given.
+    """
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryFile() as dec_err, tempfile.TemporaryFile() as cli_out, \
+            open(path, "rb") as source:
+        decompressor = None
+        if fmt != "plain":
+            decompressor = subprocess.Popen(DECOMPRESSORS[fmt], stdin=source, stdout=subprocess.PIPE,
+                                            stderr=dec_err)
+        client = subprocess.Popen(client_argv, stdin=decompressor.stdout if decompressor else source,
+                                  stdout=cli_out, stderr=subprocess.STDOUT)
+        if decompressor:
+            decompressor.stdout.close()  # the client holds the only read end now
+        try:
+            client_rc = client.wait(timeout=max(1, deadline - time.monotonic()))
+            dec_rc = decompressor.wait(timeout=max(1, deadline - time.monotonic())) if decompressor else 0
+        except subprocess.TimeoutExpired:
+            for proc in (client, decompressor):
+                if proc:
+                    proc.kill()
+                    proc.wait()
+            raise MyaasError("Import of %s did not finish within import_timeout (%d s)." % (path, timeout))
+        # A client that stopped early breaks the decompressor's pipe; only a
+        # decompressor that failed on its own means the archive is damaged.
+        dec_message = _tail(dec_err).strip()
+        if dec_rc != 0 and dec_rc != -13 and "broken pipe" not in dec_message.lower():
+            raise MyaasError("Dump %s is damaged: %s could not decompress it to the end (%s)."
+                             % (path, fmt, dec_message))
+        if client_rc != 0:
+            raise MyaasError("Import of %s failed: %s" % (path, _tail(cli_out).strip()),
+                             client_output=_tail(cli_out))

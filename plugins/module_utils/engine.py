@@ -1,0 +1,77 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What an engine is: everything that differs between database servers.
+
+An engine adapter states a few properties and builds argv lists and SQL; it
+runs nothing itself. The template importer and the instance manager ask it
+how to start, probe, feed and stop a server, so a new engine is one new file
+plus one line in ``engines.py``.
+"""
+
+from __future__ import annotations
+
+
+class Engine:
+    name = ""
+    default_image = ""
+    datadir = ""            # inside the container
+    port = 0                # inside the container
+    dsn_scheme = ""
+    # Settings used by both import servers and clones: the redo log's size is
+    # kept equal so a clone never rewrites a log file when it starts.
+    common_args = ()
+
+    def bulk_load_args(self, tuning):
+        """Server arguments for an import: fast and unsafe, never used by clones."""
+        raise NotImplementedError
+
+    def clone_args(self):
+        """Server arguments for an instance."""
+        return list(self.common_args)
+
+    def import_env(self):
+        """Environment of an import container (no secret)."""
+        return {}
+
+    def local_client(self, database=None):
+        """argv, run in the container, of a client logged in as the local superuser."""
+        raise NotImplementedError
+
+    def ready_probe(self):
+        """argv, run in the container, that succeeds once the server takes queries."""
+        return self.local_client() + ["--execute", "SELECT 1"]
+
+    def create_database_sql(self, database):
+        raise NotImplementedError
+
+    def before_shutdown_sql(self):
+        """SQL run before stopping an import server, to make its shutdown complete."""
+        return ""
+
+    def clean_shutdown(self, log_text):
+        """True if the server log shows a complete, clean shutdown."""
+        raise NotImplementedError
+
+    def crash_recovery(self, log_text):
+        """True if the server log shows it recovered from an unclean stop."""
+        raise NotImplementedError
+
+    def init_sql(self, user, password, database):
+        """SQL that creates (or re-keys) an instance's account at server start."""
+        raise NotImplementedError
+
+    def probe_login(self, host, port, user, password, database, timeout):
+        """Log in over TCP as the instance's user and run SELECT 1. Raises on failure."""
+        raise NotImplementedError
+
+    def dsn(self, user, password, host, port, database):
+        return "%s://%s:%s@%s:%d/%s" % (self.dsn_scheme, user, password, host, port, database)
+
+
+def quote_sql_string(value):
+    """A SQL string literal; backslashes and quotes escaped (MySQL dialect)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_identifier(value):
+    return "`" + value.replace("`", "``") + "`"

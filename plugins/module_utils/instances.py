@@ -1,0 +1,310 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Instances: a writable snapshot of a template's generation, and a server on it.
+
+Every change is planned, then done under the instance's lock. A clone that
+does not come up (no login with its credentials within wait_timeout) is
+removed whole: container, volume, subvolume and folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import string
+import time
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.ports import pick_port
+from ansible_collections.myaas.myaas.plugins.module_utils.runtime import labels
+from ansible_collections.myaas.myaas.plugins.module_utils.template_import import metadata_path as template_metadata
+from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
+
+METADATA = "instance.json"
+SECRET = "secret.json"
+INIT_FILE = "myaas-init.sql"
+COW_METHOD = "btrfs-snapshot"
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
+def container_name(name):
+    return "myaas-%s" % name
+
+
+def new_password(length=24):
+    # Letters and digits only: the password goes into DSNs and shell commands.
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(length))
+
+
+def instance_paths(pool, name):
+    directory = pool.instance_dir(name)
+    return {
+        "dir": directory,
+        "data": os.path.join(directory, "data"),
+        "meta": os.path.join(directory, METADATA),
+        "secret": os.path.join(directory, SECRET),
+    }
+
+
+def load_instance(pool, name):
+    return read_json(instance_paths(pool, name)["meta"])
+
+
+def load_template(pool, name):
+    template = read_json(template_metadata(pool, name))
+    if template is None:
+        if glob.glob(os.path.join(pool.template_dir(name), ".importing-*")):
+            raise MyaasError("Template %s is being imported for the first time and has no data yet; "
+                             "ask again when the import finished." % name)
+        raise MyaasError("Template %s does not exist on pool %s. Import it first (module "
+                         "myaas.myaas.myaas_template, playbook import_templates.yml)." % (name, pool.path))
+    return template
+
+
+def connection(engine, meta, secret):
+    info = dict(meta)
+    info.update(user=secret["user"], password=secret["password"])
+    info["dsn"] = engine.dsn(secret["user"], secret["password"], meta["host"], meta["port"], meta["database"] or "")
+    return info
+
+
+class InstanceManager:
+    def __init__(self, pool, docker, engines, params, check_mode, now=time.time):
+        self.pool = pool
+        self.docker = docker
+        self.engines = engines          # callable: engine name -> Engine
+        self.params = params
+        self.check_mode = check_mode
+        self.now = now
+        self.name = params["name"]
+        self.paths = instance_paths(pool, self.name)
+        self.container = container_name(self.name)
+
+    def _lock(self, kind="instance", name=None):
+        return FileLock(self.pool.lock_path(kind, name or self.name), self.params["lock_timeout"],
+                        "%s %s" % (kind.capitalize(), name or self.name))
+
+    def _result(self, changed, meta, action, before=None):
+        secret = read_json(self.paths["secret"]) if meta and os.path.exists(self.paths["secret"]) else None
+        info = connection(self.engines(meta["engine"]), meta, secret) if meta and secret else meta
+        return {"changed": changed, "action": action, "instance": info,
+                "diff": {"before": before or {}, "after": meta or {}}}
+
+    # -- entry points ----------------------------------------------------
+    def apply(self):
+        state = self.params["state"]
+        self.pool.ensure_layout()
+        with self._lock():
+            meta = load_instance(self.pool, self.name)
+            if state == "absent":
+                return self._absent(meta)
+            if meta is None:
+                if state in ("stopped",):
+                    raise MyaasError("Instance %s does not exist; there is nothing to stop." % self.name)
+                return self._create()
+            wanted = self.params.get("template")
+            if wanted and wanted != meta["template"]:
+                raise MyaasError("Instance %s exists with template %s, not %s. Drop it first, or use state=reset "
+                                 "to refresh its data from its own template." % (self.name, meta["template"], wanted))
+            if state == "reset":
+                return self._reset(meta)
+            if state == "stopped":
+                return self._stop(meta)
+            return self._ensure_running(meta)
+
+    # -- create ------------------------------------------------------------
+    def _create(self):
+        params = self.params
+        if not params.get("template"):
+            raise MyaasError("Instance %s does not exist: give template to create it." % self.name)
+        template = load_template(self.pool, params["template"])
+        engine = self.engines(template["engine"])
+        created = self.now()
+        ttl = params["ttl"]
+        meta = {
+            "name": self.name,
+            "template": template["name"],
+            "generation": template["generation"],
+            "engine": template["engine"],
+            "image": template["image"],
+            "host": params["public_host"],
+            "bind_address": params["bind_address"],
+            "port": params["port"],
+            "database": params["database"] or template["options"]["database"],
+            "container": self.container,
+            "created_at": iso(created),
+            "expires_at": iso(created + ttl) if ttl else None,
+            "owner": params["owner"],
+            "protected": params["protected"],
+            "memory": params["memory"],
+            "cpus": params["cpus"],
+            "cow": COW_METHOD,
+        }
+        if self.check_mode:
+            return self._result(True, meta, "create")
+        secret = {"user": params["user"], "password": params["password"] or new_password()}
+        os.makedirs(self.paths["dir"], mode=0o700, exist_ok=True)
+        try:
+            meta["generation"], ready = self._clone_and_start(meta, secret, engine, create=True)
+        except BaseException:
+            self._remove_everything()
+            raise
+        meta["ready_seconds"] = ready
+        return self._result(True, meta, "create")
+
+    def _clone_and_start(self, meta, secret, engine, create):
+        """Snapshot the template, start the server, wait for a login. Returns (generation, seconds)."""
+        started = time.monotonic()
+        generation = self._snapshot(meta["template"])
+        init_path = os.path.join(self.paths["data"], INIT_FILE)
+        data_stat = os.stat(self.paths["data"])
+        with open(os.open(init_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as init:
+            init.write(engine.init_sql(secret["user"], secret["password"], meta["database"]))
+        # The server drops root before it reads the init file.
+        os.chown(init_path, data_stat.st_uid, data_stat.st_gid)
+        if create:
+            write_json(self.paths["secret"], secret, mode=0o600)
+        self.docker.create_volume(self.container, self.paths["data"],
+                                  labels(role="instance", instance=self.name, pool=self.pool.path))
+        if meta["port"]:
+            self._run_container(meta, engine, generation)
+        else:
+            with self._lock("ports", "all"):
+                meta["port"] = pick_port(self.params["port_range"], self._taken_ports(), meta["bind_address"])
+                self._run_container(meta, engine, generation)
+        meta["generation"] = generation
+        write_json(self.paths["meta"], meta)
+        self._wait_ready(meta, secret, engine)
+        os.unlink(init_path)
+        return generation, round(time.monotonic() - started, 3)
+
+    def _snapshot(self, template_name):
+        # The importer may retire a generation between our reading of the
+        # metadata and the snapshot; read again and retry instead of failing.
+        for attempt in range(3):
+            template = load_template(self.pool, template_name)
+            try:
+                self.pool.snapshot(template["path"], self.paths["data"])
+                return template["generation"]
+            except MyaasError:
+                if attempt == 2 or os.path.exists(template["path"]):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _taken_ports(self):
+        taken = set()
+        for path in glob.glob(os.path.join(self.pool.path, "instances", "*", METADATA)):
+            other = read_json(path)
+            if other and other.get("port") and other["name"] != self.name:
+                taken.add(other["port"])
+        return taken
+
+    def _run_container(self, meta, engine, generation):
+        spec = {
+            "name": self.container,
+            "image": meta["image"],
+            "labels": labels(role="instance", instance=self.name, template=meta["template"],
+                             generation=generation, pool=self.pool.path, engine=meta["engine"],
+                             owner=meta["owner"], port=meta["port"]),
+            "mounts": [{"type": "volume", "source": self.container, "target": engine.datadir}],
+            "publish": [(meta["bind_address"], meta["port"], engine.port)],
+            "restart": "unless-stopped",
+            "memory": meta["memory"],
+            "cpus": meta["cpus"],
+            "args": engine.clone_args(),
+        }
+        self.docker.remove(self.container)
+        self.docker.run(spec)
+
+    def _wait_ready(self, meta, secret, engine):
+        timeout = self.params["wait_timeout"]
+        deadline = time.monotonic() + timeout
+        address = "127.0.0.1" if meta["bind_address"] in ("0.0.0.0", "") else meta["bind_address"]
+        last_error = None
+        while time.monotonic() < deadline:
+            try:
+                if engine.probe_login(address, meta["port"], secret["user"], secret["password"],
+                                      meta["database"], timeout=2):
+                    return
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                last_error = exc
+            state = (self.docker.inspect(self.container) or {}).get("State", {})
+            if not state.get("Running"):
+                break
+            time.sleep(0.05)
+        log = self.docker.logs(self.container, tail=30)
+        reason = "%s: %s" % (type(last_error).__name__, last_error) if last_error else "the server exited"
+        # Driver messages name the user, not the password; scrub it anyway,
+        # since this text is printed by a failing run.
+        reason = reason.replace(secret["password"], "********")
+        raise MyaasError("Instance %s did not accept a login within wait_timeout (%d s): %s."
+                         % (self.name, timeout, reason), server_log=log.splitlines()[-30:])
+
+    # -- other states -----------------------------------------------------
+    def _ensure_running(self, meta):
+        state = (self.docker.inspect(self.container) or {}).get("State")
+        if state and state.get("Running"):
+            return self._result(False, meta, "none")
+        if self.check_mode:
+            return self._result(True, meta, "start")
+        if not os.path.isdir(self.paths["data"]):
+            # A reset that failed half-way left the metadata but no data.
+            return self._reset(meta)
+        if state:
+            self.docker.start(self.container)
+        else:
+            # The container was lost (e.g. pruned): make it again on the same data.
+            self._run_container(meta, self.engines(meta["engine"]), meta["generation"])
+        self._wait_ready(meta, read_json(self.paths["secret"]), self.engines(meta["engine"]))
+        return self._result(True, meta, "start")
+
+    def _stop(self, meta):
+        state = (self.docker.inspect(self.container) or {}).get("State")
+        if not state or not state.get("Running"):
+            return self._result(False, meta, "none")
+        if not self.check_mode:
+            self.docker.stop(self.container, 30)
+        return self._result(True, meta, "stop")
+
+    def _reset(self, meta):
+        before = dict(meta)
+        template = load_template(self.pool, meta["template"])
+        meta = dict(meta, generation=template["generation"], reset_at=iso(self.now()))
+        if self.check_mode:
+            return self._result(True, meta, "reset", before)
+        engine = self.engines(meta["engine"])
+        self.docker.remove(self.container)
+        self.docker.remove_volume(self.container)
+        self.pool.delete_subvolume(self.paths["data"])
+        try:
+            meta["generation"], meta["ready_seconds"] = self._clone_and_start(
+                meta, read_json(self.paths["secret"]), engine, create=False)
+        except BaseException:
+            # Nothing half-made stays behind; the metadata is kept so that the
+            # same name, port and credentials come back with the next reset.
+            self.docker.remove(self.container)
+            self.docker.remove_volume(self.container)
+            self.pool.delete_subvolume(self.paths["data"])
+            raise
+        return self._result(True, meta, "reset", before)
+
+    def _absent(self, meta):
+        exists = meta is not None or os.path.exists(self.paths["dir"]) or self.docker.inspect(self.container)
+        if not exists:
+            return {"changed": False, "action": "none", "instance": None}
+        if not self.check_mode:
+            self._remove_everything()
+        return {"changed": True, "action": "remove", "instance": None,
+                "diff": {"before": meta or {}, "after": {}}}
+
+    def _remove_everything(self):
+        self.docker.remove(self.container)
+        self.docker.remove_volume(self.container)
+        self.pool.delete_subvolume(self.paths["data"])
+        for path in (self.paths["meta"], self.paths["secret"]):
+            if os.path.exists(path):
+                os.unlink(path)
+        if os.path.isdir(self.paths["dir"]):
+            os.rmdir(self.paths["dir"])

@@ -1,0 +1,26 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Validation of the names that become paths, container names and labels."""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def check_name(kind, value):
+    """Return ``value`` if it is a safe name, raise MyaasError otherwise.
+
+    Called before a name touches a path or a command line: the pattern keeps
+    out separators, dots, spaces and shell characters, and caps the length at
+    63 so that derived container names stay within Docker's limits.
+    """
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise MyaasError(
+            "Invalid %s name %r: use 1 to 63 characters, lowercase letters, digits, '_' and '-', "
+            "starting with a letter or digit (pattern %s)." % (kind, value, NAME_PATTERN))
+    return value

@@ -1,0 +1,100 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The copy-on-write pool: where things live on it, and btrfs operations.
+
+Layout, readable by a person:
+  templates/NAME/template.json        the current generation and its source
+  templates/NAME/gen-N                read-only subvolumes (server datadirs)
+  templates/NAME/.importing-gen-N     an import in progress (removed on failure)
+  instances/NAME/data                 writable snapshot of a generation
+  instances/NAME/instance.json        what the instance is (no secrets)
+  instances/NAME/secret.json          its credentials, root-only
+  locks/                              flock files
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+
+STAGING_PREFIX = ".importing-"
+
+
+class Pool:
+    def __init__(self, path, runner):
+        self.path = os.path.abspath(path)
+        self._run = runner.run
+
+    # -- layout ---------------------------------------------------------
+    def template_dir(self, name):
+        return os.path.join(self.path, "templates", name)
+
+    def generation_path(self, name, generation):
+        return os.path.join(self.template_dir(name), "gen-%d" % generation)
+
+    def staging_path(self, name, generation):
+        return os.path.join(self.template_dir(name), "%sgen-%d" % (STAGING_PREFIX, generation))
+
+    def instance_dir(self, name):
+        return os.path.join(self.path, "instances", name)
+
+    def lock_path(self, kind, name):
+        return os.path.join(self.path, "locks", "%s-%s.lock" % (kind, name))
+
+    def ensure_layout(self):
+        """Fail unless the pool is on btrfs; create its folders if missing."""
+        if not os.path.isdir(self.path):
+            raise MyaasError("The pool %s does not exist. Provision the host first "
+                             "(role myaas.myaas.host, playbook myaas.myaas.provision)." % self.path)
+        fstype = self._run(["stat", "--file-system", "--format", "%T", self.path])[1].strip()
+        if fstype != "btrfs":
+            raise MyaasError("The pool %s is on %s, not btrfs: mount the MyAAS pool there "
+                             "(role myaas.myaas.host) or pass the right pool path." % (self.path, fstype))
+        for sub, mode in (("templates", 0o755), ("instances", 0o711), ("locks", 0o700)):
+            path = os.path.join(self.path, sub)
+            if not os.path.isdir(path):
+                os.mkdir(path, mode)
+
+    def free_bytes(self):
+        stat = os.statvfs(self.path)
+        return stat.f_bavail * stat.f_frsize
+
+    # -- subvolumes ----------------------------------------------------
+    def create_subvolume(self, path):
+        self._run(["btrfs", "subvolume", "create", path])
+
+    def snapshot(self, source, dest, readonly=False):
+        argv = ["btrfs", "subvolume", "snapshot"] + (["-r"] if readonly else []) + [source, dest]
+        self._run(argv)
+
+    def delete_subvolume(self, path):
+        """Delete a subvolume; a missing one is not an error (cleanup is idempotent)."""
+        if not os.path.lexists(path):
+            return False
+        if self.is_readonly(path):
+            self.set_readonly(path, False)
+        self._run(["btrfs", "subvolume", "delete", path])
+        return True
+
+    def set_readonly(self, path, readonly):
+        self._run(["btrfs", "property", "set", "-ts", path, "ro", "true" if readonly else "false"])
+
+    def is_readonly(self, path):
+        out = self._run(["btrfs", "property", "get", "-ts", path, "ro"])[1]
+        return out.strip() == "ro=true"
+
+    def usage(self, path):
+        """(total, exclusive) bytes of a subvolume, as btrfs counts them."""
+        out = self._run(["btrfs", "filesystem", "du", "-s", "--raw", path])[1]
+        return parse_du(out)
+
+
+def parse_du(output):
+    """Parse `btrfs filesystem du -s --raw`: the last line holds Total, Exclusive."""
+    for line in reversed(output.strip().splitlines()):
+        fields = line.split()
+        if len(fields) >= 3 and re.match(r"^\d+$", fields[0]) and re.match(r"^\d+$", fields[1]):
+            return int(fields[0]), int(fields[1])
+    raise MyaasError("Could not read the size of a subvolume from btrfs: %r" % output[-500:])

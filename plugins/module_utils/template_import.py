@@ -1,0 +1,240 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Templates: plan whether a dump must be imported, then import it atomically.
+
+The import goes into a staging subvolume; only after the server loaded the
+dump, shut down cleanly (verified from its log) and the subvolume was frozen
+read-only does one atomic metadata rename make it the current generation.
+Whatever fails before that is removed, and the previous generation serves on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import os
+import shutil
+import time
+
+from ansible_collections.myaas.myaas.plugins.module_utils import dumps
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
+from ansible_collections.myaas.myaas.plugins.module_utils.runtime import labels
+
+METADATA = "template.json"
+
+
+def metadata_path(pool, name):
+    return os.path.join(pool.template_dir(name), METADATA)
+
+
+def import_container_name(name):
+    return "myaas-import-%s" % name
+
+
+def import_reason(current, source, wanted, force, sha256_of):
+    """Why the template must be (re)imported, or None when it is up to date.
+
+    The dump is hashed only when its size or mtime moved (or with force);
+    ``sha256_of`` is called at most once and its result stored in ``source``.
+    """
+    if current is None:
+        return "the template does not exist yet"
+    for key in ("engine", "image_id", "options"):
+        if current.get(key) != wanted[key]:
+            return "its %s changed" % key.replace("_", " ")
+    old = current["source"]
+    if not force and old["bytes"] == source["bytes"] and old["mtime"] == source["mtime"]:
+        source["sha256"] = old["sha256"]
+        return None
+    source["sha256"] = sha256_of()
+    if source["sha256"] != old["sha256"]:
+        return "the dump changed"
+    return "force is set" if force else None
+
+
+class TemplateManager:
+    def __init__(self, pool, docker, engine, params, check_mode):
+        self.pool = pool
+        self.docker = docker
+        self.engine = engine
+        self.params = params
+        self.check_mode = check_mode
+        self.name = params["name"]
+
+    # -- shared ---------------------------------------------------------
+    def _lock(self):
+        return FileLock(self.pool.lock_path("template", self.name), self.params["lock_timeout"],
+                        "Template %s" % self.name)
+
+    def _leftovers(self):
+        containers = self.docker.names(role="import", template=self.name, pool=self.pool.path)
+        staging = sorted(glob.glob(os.path.join(self.pool.template_dir(self.name), STAGING_PREFIX + "*")))
+        return containers, staging
+
+    def _remove_leftovers(self):
+        """Remove what a killed or failed earlier import left (we hold the lock)."""
+        containers, staging = self._leftovers()
+        for container in containers:
+            self.docker.remove(container)
+        for path in staging:
+            self.pool.delete_subvolume(path)
+        return containers + staging
+
+    # -- state=present --------------------------------------------------
+    def present(self):
+        params = self.params
+        src = params["src"]
+        fmt, own_schema = dumps.inspect_dump(src)
+        image = params["image"] or self.engine.default_image
+        image_id = self.docker.image_id(image)
+        if not image_id:
+            raise MyaasError("Image %s is not on this host. Make it available with the role myaas.myaas.host "
+                             "(host_images), or pass another image." % image)
+        post_sql = []
+        for path in params["post_import_sql"]:
+            dumps.detect_format(path)
+            post_sql.append({"path": path, "sha256": dumps.file_sha256(path)})
+        wanted = {
+            "engine": self.engine.name,
+            "image_id": image_id,
+            "options": {
+                "database": None if own_schema else params["database"] or self.name,
+                "post_import_sql": post_sql,
+                "tuning": dict(params["tuning"] or {}),
+            },
+        }
+        stat = os.stat(src)
+        source = {"path": src, "bytes": stat.st_size, "mtime": stat.st_mtime}
+
+        self.pool.ensure_layout()
+        with self._lock():
+            current = read_json(metadata_path(self.pool, self.name))
+            reason = import_reason(current, source, wanted, params["force"], lambda: dumps.file_sha256(src))
+            if reason is None:
+                if current["source"] != source and not self.check_mode:
+                    current["source"] = source  # same bytes, touched file: remember the new mtime
+                    write_json(metadata_path(self.pool, self.name), current)
+                return {"changed": False, "template": current, "diff": {"before": current, "after": current}}
+            if "sha256" not in source:
+                source["sha256"] = dumps.file_sha256(src)
+            generation = (current["generation"] if current else 0) + 1
+            planned = dict(wanted, name=self.name, image=image, generation=generation, source=source,
+                           path=self.pool.generation_path(self.name, generation))
+            result = {"changed": True, "reason": reason, "diff": {"before": current or {}, "after": planned}}
+            if self.check_mode:
+                result["template"] = planned
+                return result
+            os.makedirs(self.pool.template_dir(self.name), mode=0o755, exist_ok=True)
+            result["removed_leftovers"] = self._remove_leftovers()
+            result["template"] = self._import(planned, current, fmt)
+            result["diff"]["after"] = result["template"]
+            return result
+
+    def _import(self, planned, current, fmt):
+        params = self.params
+        generation = planned["generation"]
+        staging = self.pool.staging_path(self.name, generation)
+        container = import_container_name(self.name)
+        database = planned["options"]["database"]
+        started = time.monotonic()
+        try:
+            self.pool.create_subvolume(staging)
+            self.docker.run(self._import_spec(container, staging, planned["image"], generation))
+            self._wait_ready(container, params["start_timeout"])
+            deadline = started + params["import_timeout"]
+            exec_client = ["docker", "exec", "--interactive", container]
+            if database:
+                self.docker.exec(container, self.engine.local_client(), data=self.engine.create_database_sql(database))
+            dumps.stream_into(params["src"], fmt, exec_client + self.engine.local_client(database),
+                              max(1, deadline - time.monotonic()))
+            for script in planned["options"]["post_import_sql"]:
+                dumps.stream_into(script["path"], dumps.detect_format(script["path"]),
+                                  exec_client + self.engine.local_client(database),
+                                  max(1, deadline - time.monotonic()))
+            self._shutdown(container)
+            self.pool.set_readonly(staging, True)
+            os.rename(staging, planned["path"])
+        except BaseException as exc:
+            log = self.docker.logs(container, tail=30)
+            self.docker.remove(container)
+            self.pool.delete_subvolume(staging)
+            if isinstance(exc, MyaasError):
+                exc.msg = "Template %s was not changed: %s" % (self.name, exc.msg)
+                exc.details.setdefault("server_log", log.splitlines())
+            raise
+        seconds = time.monotonic() - started
+        template = dict(planned)
+        template.update({
+            "imported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "import_seconds": round(seconds, 3),
+            "rate": int(planned["source"]["bytes"] / seconds) if seconds else 0,
+            "size_bytes": self.pool.usage(planned["path"])[0],
+        })
+        write_json(metadata_path(self.pool, self.name), template)
+        self._prune(current, generation)
+        return template
+
+    def _import_spec(self, container, staging, image, generation):
+        return {
+            "name": container,
+            "image": image,
+            "labels": labels(role="import", template=self.name, generation=generation, pool=self.pool.path,
+                             engine=self.engine.name),
+            "mounts": [{"type": "bind", "source": staging, "target": self.engine.datadir}],
+            # Imports talk to the server through `docker exec` and the local
+            # socket: no port, no network, no password.
+            "network": "none",
+            "env": self.engine.import_env(),
+            "args": self.engine.bulk_load_args(self.params["tuning"]),
+        }
+
+    def _wait_ready(self, container, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            rc, out, _err = self.docker.exec(container, self.engine.ready_probe(), check=False)
+            if rc == 0 and out.strip() == "1":
+                return
+            state = (self.docker.inspect(container) or {}).get("State", {})
+            if not state.get("Running"):
+                raise MyaasError("The import server exited during start-up (exit code %s)." % state.get("ExitCode"))
+            if time.monotonic() > deadline:
+                raise MyaasError("The import server did not answer within start_timeout (%d s)." % timeout)
+            time.sleep(0.25)
+
+    def _shutdown(self, container):
+        sql = self.engine.before_shutdown_sql()
+        if sql:
+            self.docker.exec(container, self.engine.local_client(), data=sql)
+        self.docker.stop(container, self.params["stop_timeout"])
+        log = self.docker.logs(container, tail=400)
+        code = (self.docker.inspect(container) or {}).get("State", {}).get("ExitCode")
+        if code != 0 or not self.engine.clean_shutdown(log):
+            raise MyaasError("The import server's clean shutdown could not be verified (exit code %s); a clone of "
+                             "this data could need crash recovery, so it was not frozen. Raise stop_timeout if the "
+                             "server was killed before it finished." % code)
+        self.docker.remove(container)
+
+    def _prune(self, current, generation):
+        keep = self.params["keep_generations"]
+        for gen_path in glob.glob(os.path.join(self.pool.template_dir(self.name), "gen-*")):
+            number = int(gen_path.rsplit("-", 1)[1])
+            if number <= generation - keep:
+                self.pool.delete_subvolume(gen_path)
+
+    # -- state=absent ---------------------------------------------------
+    def absent(self):
+        directory = self.pool.template_dir(self.name)
+        if not os.path.isdir(directory):
+            return {"changed": False, "template": None}
+        before = read_json(metadata_path(self.pool, self.name)) or {}
+        result = {"changed": True, "template": None, "diff": {"before": before, "after": {}}}
+        if self.check_mode:
+            return result
+        with self._lock():
+            self._remove_leftovers()
+            for gen_path in glob.glob(os.path.join(directory, "gen-*")):
+                self.pool.delete_subvolume(gen_path)
+            shutil.rmtree(directory)
+        return result

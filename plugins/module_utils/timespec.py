@@ -1,0 +1,30 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Durations (ttl) and timestamps as MyAAS writes them."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_TTL_RE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+
+
+def parse_ttl(value):
+    """'8h', '2d', '90m', '3600' or 3600 -> seconds; 0 means no expiry."""
+    match = _TTL_RE.match(str(value))
+    if not match:
+        raise MyaasError("ttl %r is not a duration: give seconds, or a number with s, m, h, d or w "
+                         "(e.g. 8h, 2d); 0 means no expiry." % (value,))
+    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def iso(timestamp):
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_iso(text):
+    return datetime.datetime.fromisoformat(text).timestamp()

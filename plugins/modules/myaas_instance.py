@@ -1,0 +1,222 @@
+#!/usr/bin/python
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: myaas_instance
+short_description: A database server on a copy-on-write clone of a template
+version_added: 0.1.0
+description:
+  - Snapshots the current generation of a template (M(myaas.myaas.myaas_template)) with btrfs, starts a
+    server container of the template's engine and image on the snapshot, with its own port and
+    credentials, and returns the connection data once a real login with them runs C(SELECT 1).
+  - A clone that does not come up in time is removed whole (container, volume, subvolume), and the
+    error shows the last lines of its server log.
+  - Credentials are applied at server start through an init file inside the datadir, never through
+    argv or the container's environment; they are kept on the pool in a file only root can read.
+  - Instances restart with the Docker daemon and the host (restart policy C(unless-stopped)), with the
+    same port and credentials.
+author: MyAAS team
+options:
+  name:
+    description: Name of the instance. 1 to 63 characters out of C([a-z0-9_-]), starting with a letter or digit.
+    type: str
+    required: true
+  template:
+    description:
+      - The template to clone. Required to create an instance.
+      - Naming another template than an existing instance's is an error; use O(state=reset) to refresh data.
+    type: str
+  state:
+    description:
+      - V(present) creates the instance, or starts it if it is stopped; a running one is left alone.
+      - V(started) is the same as V(present).
+      - V(reset) replaces its data with the template's current generation; same name, port and credentials.
+      - V(stopped) stops its server, keeping its data.
+      - V(absent) removes container, volume and data.
+    type: str
+    choices: [present, started, stopped, reset, absent]
+    default: present
+  pool:
+    description: Mount point of the MyAAS pool.
+    type: path
+    default: /var/lib/myaas
+  ttl:
+    description:
+      - How long the instance may live before the reaper (playbook C(reap.yml)) removes it. Seconds, or a
+        number with a unit C(s), C(m), C(h), C(d), C(w) (e.g. C(8h)). V(0) means no expiry.
+    type: str
+    default: "0"
+  protected:
+    description: Never reaped, even when expired.
+    type: bool
+    default: false
+  owner:
+    description: Who the instance is for (free text). Defaults to the user the module runs as.
+    type: str
+  bind_address:
+    description: Host address the server's port is published on.
+    type: str
+    default: 127.0.0.1
+  public_host:
+    description: The host name returned to users for connecting. Defaults to the target's FQDN.
+    type: str
+  port:
+    description: A fixed host port. Without it, the lowest free port of O(port_range) is taken.
+    type: int
+  port_range:
+    description: Range of host ports for instances, as C(LOW-HIGH).
+    type: str
+    default: 13306-13999
+  user:
+    description: The database account created for the instance (all privileges).
+    type: str
+    default: dev
+  password:
+    description: Its password. Without it, a random one is generated (and returned).
+    type: str
+  database:
+    description: The database the DSN points at. Defaults to the schema the template's dump was loaded into.
+    type: str
+  memory:
+    description: Memory limit of the container, as Docker reads it (e.g. C(1g)).
+    type: str
+  cpus:
+    description: CPU limit of the container (e.g. C(1.5)).
+    type: str
+  wait_timeout:
+    description: Seconds to wait for a successful login before the instance is given up and removed.
+    type: int
+    default: 60
+  lock_timeout:
+    description: Seconds to wait for another run on the same instance (or port allocation) to finish.
+    type: int
+    default: 300
+requirements:
+  - PyMySQL on the target, for the login check.
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: A fresh copy of the shop database for today
+  myaas.myaas.myaas_instance:
+    name: shop-alice
+    template: shop
+    ttl: 8h
+    owner: alice
+  register: db
+
+- name: Show how to connect
+  ansible.builtin.debug:
+    msg: "mysql -h {{ db.instance.host }} -P {{ db.instance.port }} -u {{ db.instance.user }} -p"
+
+- name: Throw away today's writes
+  myaas.myaas.myaas_instance:
+    name: shop-alice
+    state: reset
+
+- name: Drop it
+  myaas.myaas.myaas_instance:
+    name: shop-alice
+    state: absent
+"""
+
+RETURN = r"""
+instance:
+  description: The instance and how to connect to it; null after O(state=absent).
+  returned: always
+  type: dict
+  contains:
+    name: {description: Instance name., type: str, sample: shop-alice}
+    template: {description: Template it was cloned from., type: str, sample: shop}
+    generation: {description: Template generation its data comes from., type: int, sample: 4}
+    engine: {description: Database engine., type: str, sample: mariadb}
+    host: {description: Host name to connect to., type: str, sample: db1.example.org}
+    port: {description: Port to connect to., type: int, sample: 13306}
+    user: {description: Database account., type: str, sample: dev}
+    password: {description: Its password., type: str}
+    database: {description: The default database., type: str, sample: shop}
+    dsn: {description: A URL with all of the above., type: str, sample: "mysql://dev:secret@db1.example.org:13306/shop"}
+    container: {description: Name of the server container., type: str, sample: myaas-shop-alice}
+    created_at: {description: Creation time (UTC, ISO 8601)., type: str}
+    expires_at: {description: When the reaper may remove it; null for never., type: str}
+    owner: {description: Who it is for., type: str}
+    protected: {description: Whether the reaper leaves it alone., type: bool}
+    ready_seconds: {description: Seconds from the snapshot to the first successful login., type: float, returned: when created or reset}
+    cow: {description: How the data was copied., type: str, sample: btrfs-snapshot}
+action:
+  description: What was done - create, start, stop, reset, remove or none.
+  returned: always
+  type: str
+"""
+
+import getpass
+import socket
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
+from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
+from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.ports import parse_range
+from ansible_collections.myaas.myaas.plugins.module_utils.runner import Runner
+from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_ttl
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            template=dict(type="str"),
+            state=dict(type="str", default="present",
+                       choices=["present", "started", "stopped", "reset", "absent"]),
+            pool=dict(type="path", default="/var/lib/myaas"),
+            ttl=dict(type="str", default="0"),
+            protected=dict(type="bool", default=False),
+            owner=dict(type="str"),
+            bind_address=dict(type="str", default="127.0.0.1"),
+            public_host=dict(type="str"),
+            port=dict(type="int"),
+            port_range=dict(type="str", default="13306-13999"),
+            user=dict(type="str", default="dev"),
+            password=dict(type="str", no_log=True),
+            database=dict(type="str"),
+            memory=dict(type="str"),
+            cpus=dict(type="str"),
+            wait_timeout=dict(type="int", default=60),
+            lock_timeout=dict(type="int", default=300),
+        ),
+        supports_check_mode=True,
+    )
+
+    def action():
+        params = dict(module.params)
+        check_name("instance", params["name"])
+        if params["template"] is not None:
+            check_name("template", params["template"])
+        if params["database"] is not None:
+            check_name("database", params["database"])
+        check_name("user", params["user"])
+        params["ttl"] = parse_ttl(params["ttl"])
+        params["port_range"] = parse_range(params["port_range"])
+        params["owner"] = params["owner"] or getpass.getuser()
+        params["public_host"] = params["public_host"] or socket.getfqdn()
+        runner = Runner(module)
+        manager = InstanceManager(Pool(params["pool"], runner), Docker(runner), get_engine, params, module.check_mode)
+        return manager.apply()
+
+    run_module(module, action)
+
+
+if __name__ == "__main__":
+    main()
