@@ -10,7 +10,6 @@ larger than memory and than /tmp imports, and the two processes use two cores.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
 import tempfile

@@ -35,7 +35,7 @@ def container_name(name):
 
 def new_password(length=24):
     # Letters and digits only: the password goes into DSNs and shell commands.
-    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(length))
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _position in range(length))
 
 
 def instance_paths(pool, name):

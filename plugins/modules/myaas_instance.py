@@ -19,7 +19,7 @@ description:
     argv or the container's environment; they are kept on the pool in a file only root can read.
   - Instances restart with the Docker daemon and the host (restart policy C(unless-stopped)), with the
     same port and credentials.
-author: MyAAS team
+author: MyAAS team (@myaas)
 options:
   name:
     description: Name of the instance. 1 to 63 characters out of C([a-z0-9_-]), starting with a letter or digit.
@@ -99,8 +99,10 @@ requirements:
   - PyMySQL on the target, for the login check.
 attributes:
   check_mode:
+    description: Can run in check mode and report what would change without changing anything.
     support: full
   diff_mode:
+    description: Returns the metadata before and after, in diff mode.
     support: full
 """
 
@@ -145,7 +147,7 @@ instance:
     database: {description: The default database., type: str, sample: shop}
     dsn: {description: A URL with all of the above., type: str, sample: "mysql://dev:secret@db1.example.org:13306/shop"}
     container: {description: Name of the server container., type: str, sample: myaas-shop-alice}
-    created_at: {description: Creation time (UTC, ISO 8601)., type: str}
+    created_at: {description: "Creation time, UTC, ISO 8601.", type: str}
     expires_at: {description: When the reaper may remove it; null for never., type: str}
     owner: {description: Who it is for., type: str}
     protected: {description: Whether the reaper leaves it alone., type: bool}

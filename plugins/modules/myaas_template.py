@@ -22,7 +22,7 @@ description:
   - Runs for one template are serialised by a lock on the pool; different templates import in parallel.
   - The MySQL engine follows the official C(mysql:8.0) image and is covered by unit tests only;
     MariaDB is tested end to end.
-author: MyAAS team
+author: MyAAS team (@myaas)
 options:
   name:
     description: Name of the template. 1 to 63 characters out of C([a-z0-9_-]), starting with a letter or digit.
@@ -70,8 +70,8 @@ options:
     default: []
   tuning:
     description:
-      - Server settings for the import only, as C(option: value), e.g. C(innodb_buffer_pool_size: 4G).
-        They override the bulk-load defaults and never reach instances.
+      - "Server settings for the import only, as C(option: value), e.g. C(innodb_buffer_pool_size: 4G).
+        They override the bulk-load defaults and never reach instances."
     type: dict
     default: {}
   keep_generations:
@@ -98,8 +98,10 @@ requirements:
   - The pool and Docker engine provisioned by the role M(myaas.myaas.host).
 attributes:
   check_mode:
+    description: Can run in check mode and report what would change without changing anything.
     support: full
   diff_mode:
+    description: Returns the metadata before and after, in diff mode.
     support: full
 """
 
@@ -141,7 +143,7 @@ template:
       description: The dump, as imported.
       type: dict
       sample: {path: /var/lib/myaas/dumps/shop.sql.gz, sha256: 9f86d0..., bytes: 602701, mtime: 1764000000.0}
-    imported_at: {description: When the import finished (UTC, ISO 8601)., type: str}
+    imported_at: {description: "When the import finished, UTC, ISO 8601.", type: str}
     import_seconds: {description: Duration of the import., type: float}
     rate: {description: Dump bytes imported per second., type: int}
     size_bytes: {description: Size of the generation on the pool., type: int}

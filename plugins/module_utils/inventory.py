@@ -1,0 +1,78 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What is on a pool: templates, instances and orphans, read without changing anything."""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import (
+    METADATA as INSTANCE_METADATA, SECRET, container_name)
+from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json
+from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
+from ansible_collections.myaas.myaas.plugins.module_utils.template_import import METADATA as TEMPLATE_METADATA
+from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
+
+
+def list_templates(pool):
+    templates = []
+    for directory in sorted(glob.glob(os.path.join(pool.path, "templates", "*"))):
+        meta = read_json(os.path.join(directory, TEMPLATE_METADATA)) or {}
+        importing = bool(glob.glob(os.path.join(directory, STAGING_PREFIX + "*")))
+        templates.append({
+            "name": os.path.basename(directory),
+            "engine": meta.get("engine"),
+            "image": meta.get("image"),
+            "generation": meta.get("generation"),
+            "imported_at": meta.get("imported_at"),
+            "source": meta.get("source"),
+            "bytes": meta.get("size_bytes"),
+            "status": "importing" if importing else ("ready" if meta else "missing"),
+        })
+    return templates
+
+
+def list_instances(pool, docker, sizes=True, now=None):
+    now = time.time() if now is None else now
+    instances = []
+    for directory in sorted(glob.glob(os.path.join(pool.path, "instances", "*"))):
+        meta = read_json(os.path.join(directory, INSTANCE_METADATA))
+        if meta is None:
+            continue
+        state = (docker.inspect(meta["container"]) or {}).get("State")
+        data = os.path.join(directory, "data")
+        expires = meta.get("expires_at")
+        entry = dict((key, meta.get(key)) for key in (
+            "name", "template", "generation", "engine", "host", "port", "database", "owner",
+            "created_at", "expires_at", "protected", "container"))
+        entry.update({
+            "status": state["Status"] if state else ("missing" if os.path.isdir(data) else "broken"),
+            "expired": bool(expires) and parse_iso(expires) <= now,
+            "exclusive_bytes": pool.usage(data)[1] if sizes and os.path.isdir(data) else None,
+        })
+        instances.append(entry)
+    return instances
+
+
+def find_orphans(pool, docker, instances):
+    """Containers whose instance is gone, and instance data without a container."""
+    known = set(instance["name"] for instance in instances)
+    orphans = []
+    for container in docker.names(role="instance", pool=pool.path):
+        name = container[len("myaas-"):]
+        if name not in known:
+            orphans.append({"kind": "container", "name": name, "container": container})
+    for instance in instances:
+        if instance["status"] in ("missing", "broken"):
+            orphans.append({"kind": "datadir", "name": instance["name"], "container": container_name(instance["name"])})
+    for directory in sorted(glob.glob(os.path.join(pool.path, "instances", "*"))):
+        if os.path.basename(directory) not in known:
+            orphans.append({"kind": "datadir", "name": os.path.basename(directory), "container": None})
+    return orphans
+
+
+def instance_password(pool, name):
+    secret = read_json(os.path.join(pool.instance_dir(name), SECRET))
+    return secret and secret["password"]

@@ -1,0 +1,133 @@
+#!/usr/bin/python
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: myaas_info
+short_description: List MyAAS templates, instances and orphans
+version_added: 0.1.0
+description:
+  - Reads a MyAAS pool and the Docker engine and reports templates, instances (with their state, expiry
+    and the bytes they hold on the pool beyond their template) and orphans - containers whose instance is
+    gone and instance data without a container.
+  - Passwords are never listed; ask for one instance's with O(name) and O(show_password).
+author: MyAAS team (@myaas)
+options:
+  pool:
+    description: Mount point of the MyAAS pool.
+    type: path
+    default: /var/lib/myaas
+  name:
+    description: Report this instance only.
+    type: str
+  show_password:
+    description: Include the password of the instance named by O(name).
+    type: bool
+    default: false
+  sizes:
+    description: Measure each instance's exclusive bytes on the pool (one C(btrfs filesystem du) each).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    description: Can run in check mode and report what would change without changing anything.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: What is there
+  myaas.myaas.myaas_info:
+  register: myaas
+
+- name: Expired instances
+  ansible.builtin.debug:
+    msg: "{{ myaas.instances | selectattr('expired') | map(attribute='name') | list }}"
+
+- name: The password of one instance
+  myaas.myaas.myaas_info:
+    name: shop-alice
+    show_password: true
+  no_log: true
+  register: alice
+"""
+
+RETURN = r"""
+templates:
+  description: Templates on the pool.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: shop, engine: mariadb, generation: 3, imported_at: "2026-11-24T02:00:12+00:00",
+            source: {path: /var/lib/myaas/dumps/shop.sql.gz, bytes: 602701, sha256: 9f86d0...},
+            bytes: 316571648, status: ready}]
+instances:
+  description: Instances on the pool (one with O(name)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: shop-alice, template: shop, generation: 3, status: running, host: db1, port: 13306,
+            owner: alice, created_at: "2026-11-24T08:00:00+00:00", expires_at: "2026-11-24T16:00:00+00:00",
+            expired: false, protected: false, exclusive_bytes: 12582912}]
+orphans:
+  description: Containers without instance data, and instance data without a container.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: container, name: old-one, container: myaas-old-one}]
+password:
+  description: The password of the instance named by O(name).
+  returned: when O(show_password) is set and the instance exists
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.inventory import (
+    find_orphans, instance_password, list_instances, list_templates)
+from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
+from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
+from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.runner import Runner
+from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            pool=dict(type="path", default="/var/lib/myaas"),
+            name=dict(type="str"),
+            show_password=dict(type="bool", default=False, no_log=False),
+            sizes=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+
+    def action():
+        params = module.params
+        if params["name"] is not None:
+            check_name("instance", params["name"])
+        elif params["show_password"]:
+            raise MyaasError("show_password needs name: passwords are given for one instance at a time.")
+        runner = Runner(module)
+        pool = Pool(params["pool"], runner)
+        pool.ensure_layout()
+        docker = Docker(runner)
+        instances = list_instances(pool, docker, sizes=params["sizes"])
+        result = {"changed": False, "templates": list_templates(pool),
+                  "orphans": find_orphans(pool, docker, instances)}
+        if params["name"] is not None:
+            instances = [instance for instance in instances if instance["name"] == params["name"]]
+            if params["show_password"] and instances:
+                result["password"] = instance_password(pool, params["name"])
+        result["instances"] = instances
+        return result
+
+    run_module(module, action)
+
+
+if __name__ == "__main__":
+    main()
