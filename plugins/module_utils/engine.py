@@ -38,8 +38,12 @@ class Engine:
         raise NotImplementedError
 
     def ready_probe(self):
-        """argv, run in the container, that succeeds once the server takes queries."""
-        return self.local_client() + ["--execute", "SELECT 1"]
+        """argv, run in the container, that prints 1 once the real server takes queries.
+
+        Official images initialise a datadir with a temporary server that has
+        networking off; it must not be mistaken for the server we started.
+        """
+        return self.local_client() + ["--execute", "SELECT 1 FROM DUAL WHERE @@skip_networking = 0"]
 
     def create_database_sql(self, database):
         raise NotImplementedError

@@ -1,0 +1,78 @@
+from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool, parse_du
+from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker, bind_volume_argv, labels, run_argv
+
+
+def test_run_argv_is_complete_and_ordered():
+    spec = {
+        "name": "myaas-a1", "image": "myaas/mariadb:10.11",
+        "labels": labels(role="instance", instance="a1"),
+        "mounts": [{"type": "volume", "source": "myaas-a1", "target": "/var/lib/mysql"}],
+        "publish": [("127.0.0.1", 13306, 3306)], "restart": "unless-stopped",
+        "memory": "1g", "cpus": "1.5", "args": ["--innodb-buffer-pool-size=64M"],
+    }
+    assert run_argv(spec) == [
+        "docker", "run", "--detach", "--name", "myaas-a1",
+        "--label", "org.myaas.instance=a1", "--label", "org.myaas.role=instance",
+        "--mount", "type=volume,source=myaas-a1,target=/var/lib/mysql",
+        "--publish", "127.0.0.1:13306:3306", "--restart", "unless-stopped",
+        "--memory", "1g", "--cpus", "1.5",
+        "myaas/mariadb:10.11", "--innodb-buffer-pool-size=64M",
+    ]
+
+
+def test_run_argv_import_container_has_no_network_and_no_port():
+    argv = run_argv({"name": "myaas-import-shop", "image": "img", "network": "none",
+                     "mounts": [{"type": "bind", "source": "/p/t", "target": "/d"}], "env": {"A": "1"}})
+    assert argv[argv.index("--network") + 1] == "none"
+    assert "--publish" not in argv
+    assert argv[argv.index("--env") + 1] == "A=1"
+
+
+def test_volume_is_a_local_bind_volume():
+    assert bind_volume_argv("v", "/pool/instances/a/data", {"org.myaas.role": "instance"}) == [
+        "docker", "volume", "create", "--driver", "local", "--opt", "type=none", "--opt", "o=bind",
+        "--opt", "device=/pool/instances/a/data", "--label", "org.myaas.role=instance", "v"]
+
+
+def test_names_filters_by_labels(make_runner):
+    runner = make_runner([(["docker", "ps"], (0, "myaas-import-shop\n", ""))])
+    assert Docker(runner).names(role="import", template="shop") == ["myaas-import-shop"]
+    assert runner.calls[0][-4:] == ["--filter", "label=org.myaas.role=import",
+                                    "--filter", "label=org.myaas.template=shop"]
+
+
+def test_remove_tolerates_a_missing_container(make_runner):
+    runner = make_runner([(["docker", "rm"], (1, "", "Error: No such container: x"))])
+    Docker(runner).remove("x")
+    assert runner.calls == [["docker", "rm", "--force", "--volumes", "x"]]
+
+
+def test_pool_layout(make_runner):
+    pool = Pool("/var/lib/myaas", make_runner())
+    assert pool.generation_path("shop", 3) == "/var/lib/myaas/templates/shop/gen-3"
+    assert pool.staging_path("shop", 4) == "/var/lib/myaas/templates/shop/.importing-gen-4"
+    assert pool.instance_dir("a1") == "/var/lib/myaas/instances/a1"
+    assert pool.lock_path("template", "shop") == "/var/lib/myaas/locks/template-shop.lock"
+
+
+def test_snapshot_argv(make_runner):
+    runner = make_runner()
+    pool = Pool("/p", runner)
+    pool.snapshot("/p/templates/shop/gen-1", "/p/instances/a/data")
+    pool.snapshot("/p/a", "/p/b", readonly=True)
+    assert runner.calls == [["btrfs", "subvolume", "snapshot", "/p/templates/shop/gen-1", "/p/instances/a/data"],
+                            ["btrfs", "subvolume", "snapshot", "-r", "/p/a", "/p/b"]]
+
+
+def test_delete_of_a_frozen_subvolume_unfreezes_it_first(tmp_path, make_runner):
+    frozen = tmp_path / "gen-1"
+    frozen.mkdir()
+    runner = make_runner([(["btrfs", "property", "get"], (0, "ro=true\n", ""))])
+    Pool(str(tmp_path), runner).delete_subvolume(str(frozen))
+    assert [call[:4] for call in runner.calls] == [
+        ["btrfs", "property", "get", "-ts"], ["btrfs", "property", "set", "-ts"], ["btrfs", "subvolume", "delete", str(frozen)]]
+
+
+def test_parse_du():
+    out = "     Total   Exclusive  Set shared  Filename\n 316571648    12591104           -  /p/instances/a/data\n"
+    assert parse_du(out) == (316571648, 12591104)
