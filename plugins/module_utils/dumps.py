@@ -89,6 +89,21 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
+def client_error(handle):
+    """The client's last error line (it names the line of the dump), shortened.
+
+    Read line by line: the output may echo statements of many megabytes.
+    """
+    handle.seek(0)
+    error = last = b""
+    for line in handle:
+        last = line
+        if line.startswith(b"ERROR"):
+            error = line
+    line = (error or last).decode("utf-8", "replace").strip() or "the client said nothing"
+    return line if len(line) <= 500 else line[:250] + " [...] " + line[-250:]
+
+
 def _tail(handle, limit=4000):
     handle.seek(0)
     return handle.read().decode("utf-8", "replace")[-limit:]
@@ -127,5 +142,6 @@ def stream_into(path, fmt, client_argv, timeout):
             raise MyaasError("Dump %s is damaged: %s could not decompress it to the end (%s)."
                              % (path, fmt, dec_message))
         if client_rc != 0:
-            raise MyaasError("Import of %s failed: %s" % (path, _tail(cli_out).strip()),
-                             client_output=_tail(cli_out))
+            output = _tail(cli_out, 2000)
+            raise MyaasError("Import of %s failed: %s" % (path, client_error(cli_out)),
+                             client_output=output.splitlines())

@@ -23,6 +23,8 @@ from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PR
 from ansible_collections.myaas.myaas.plugins.module_utils.runtime import labels
 
 METADATA = "template.json"
+# Below this much free space after a failed import, the pool is called full.
+LOW_SPACE_BYTES = 64 * 2 ** 20
 
 
 def metadata_path(pool, name):
@@ -158,10 +160,17 @@ class TemplateManager:
             os.rename(staging, planned["path"])
         except BaseException as exc:
             log = self.docker.logs(container, tail=30)
+            state = (self.docker.inspect(container) or {}).get("State", {})
+            free = self.pool.free_bytes()
             self.docker.remove(container)
             self.pool.delete_subvolume(staging)
             if isinstance(exc, MyaasError):
                 exc.msg = "Template %s was not changed: %s" % (self.name, exc.msg)
+                if state.get("Status") == "exited" and state.get("ExitCode") not in (0, None):
+                    exc.msg += " The import server died (exit code %s); see server_log." % state["ExitCode"]
+                if free < LOW_SPACE_BYTES or "is full" in exc.msg or "No space left" in exc.msg:
+                    exc.msg += (" The pool %s ran out of space (%d MiB were free): remove templates or instances "
+                                "you no longer need, or grow the pool." % (self.pool.path, free // 2 ** 20))
                 exc.details.setdefault("server_log", log.splitlines())
             raise
         seconds = time.monotonic() - started

@@ -1,0 +1,58 @@
+"""The host role on the real machine: idempotence and the refusal to format a device with data."""
+
+import hashlib
+import os
+import re
+
+from rig import ansible_playbook, sh
+
+
+def recap(output):
+    match = re.search(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output)
+    assert match, output[-3000:]
+    return dict(zip(("ok", "changed", "unreachable", "failed"), (int(n) for n in match.groups())))
+
+
+def test_first_run_provisioned_the_pool(rig):
+    assert recap(rig.provision.stdout)["failed"] == 0
+    assert sh("findmnt", "--noheadings", "--output", "FSTYPE", "--mountpoint", rig.pool).stdout.strip() == "btrfs"
+    for folder in ("templates", "instances", "dumps", "locks"):
+        assert os.path.isdir(os.path.join(rig.pool, folder))
+    assert sh("docker", "image", "inspect", rig.image).returncode == 0
+
+
+def test_second_run_changes_nothing(rig):
+    again = ansible_playbook("playbooks/provision.yml", "-e", "@" + rig.vars_file)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert recap(again.stdout)["changed"] == 0, again.stdout[-5000:]
+
+
+def digest(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def test_device_with_ext4_is_refused_and_untouched(rig, workdir):
+    image = os.path.join(workdir, "ext4.img")
+    sh("truncate", "--size", "300M", image)
+    sh("mkfs.ext4", "-q", "-F", image)
+    loop = sh("losetup", "--find", "--show", image).stdout.strip()
+    try:
+        before = digest(loop)
+        run = ansible_playbook("playbooks/provision.yml", "-e", "@" + rig.vars_file,
+                               "-e", "host_pool_device=" + loop, "-e", "host_pool_path=" + os.path.join(workdir, "p"))
+        assert run.returncode != 0
+        assert "%s holds a ext4 filesystem" % loop in run.stdout
+        assert "wipefs" in run.stdout
+        assert digest(loop) == before
+        assert sh("blkid", "-p", "-o", "value", "-s", "TYPE", loop).stdout.strip() == "ext4"
+        assert not os.path.ismount(os.path.join(workdir, "p"))
+    finally:
+        sh("losetup", "--detach", loop)
+
+
+def test_path_that_is_not_a_block_device_is_refused(rig, workdir):
+    run = ansible_playbook("playbooks/provision.yml", "-e", "@" + rig.vars_file,
+                           "-e", "host_pool_device=/etc/hostname", "-e", "host_pool_path=" + workdir + "/p")
+    assert run.returncode != 0
+    assert "host_pool_device /etc/hostname is not a block device" in run.stdout
