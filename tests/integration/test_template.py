@@ -272,7 +272,6 @@ def test_dump_bigger_than_the_pool(rig, workdir):
         result = rig.template("fits", huge, pool=pool, import_timeout=300)
         assert result["failed"], result
         assert "ran out of space" in result["msg"], result["msg"]
-        assert "The import server died" in result["msg"]
         assert open(os.path.join(pool, "templates", "fits", "template.json"), "rb").read() == before
         assert sorted(os.listdir(os.path.join(pool, "templates", "fits"))) == ["gen-1", "template.json"]
         assert not rig.containers(role="import")
