@@ -26,6 +26,9 @@ METADATA = "instance.json"
 SECRET = "secret.json"
 INIT_FILE = "myaas-init.sql"
 COW_METHOD = "btrfs-snapshot"
+# A fresh clone writes about 12 MiB as its server starts; leave room for that
+# and for a little work before calling the pool full.
+MIN_FREE_BYTES = 64 * 2 ** 20
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -89,7 +92,7 @@ class InstanceManager:
     def _result(self, changed, meta, action, before=None):
         secret = read_json(self.paths["secret"]) if meta and os.path.exists(self.paths["secret"]) else None
         info = connection(self.engines(meta["engine"]), meta, secret) if meta and secret else meta
-        return {"changed": changed, "action": action, "instance": info,
+        return {"changed": changed, "operation": action, "instance": info,
                 "diff": {"before": before or {}, "after": meta or {}}}
 
     # -- entry points ----------------------------------------------------
@@ -121,6 +124,11 @@ class InstanceManager:
             raise MyaasError("Instance %s does not exist: give template to create it." % self.name)
         template = load_template(self.pool, params["template"])
         engine = self.engines(template["engine"])
+        free = self.pool.free_bytes()
+        if free < MIN_FREE_BYTES:
+            raise MyaasError("The pool %s is full (%d MiB free; a new instance needs about %d MiB to start). Drop "
+                             "instances you no longer need (playbook drop_db.yml, reap.yml) or grow the pool."
+                             % (self.pool.path, free // 2 ** 20, MIN_FREE_BYTES // 2 ** 20))
         created = self.now()
         ttl = params["ttl"]
         meta = {
@@ -293,10 +301,10 @@ class InstanceManager:
     def _absent(self, meta):
         exists = meta is not None or os.path.exists(self.paths["dir"]) or self.docker.inspect(self.container)
         if not exists:
-            return {"changed": False, "action": "none", "instance": None}
+            return {"changed": False, "operation": "none", "instance": None}
         if not self.check_mode:
             self._remove_everything()
-        return {"changed": True, "action": "remove", "instance": None,
+        return {"changed": True, "operation": "remove", "instance": None,
                 "diff": {"before": meta or {}, "after": {}}}
 
     def _remove_everything(self):

@@ -153,7 +153,7 @@ instance:
     protected: {description: Whether the reaper leaves it alone., type: bool}
     ready_seconds: {description: Seconds from the snapshot to the first successful login., type: float, returned: when created or reset}
     cow: {description: How the data was copied., type: str, sample: btrfs-snapshot}
-action:
+operation:
   description: What was done - create, start, stop, reset, remove or none.
   returned: always
   type: str

@@ -1,0 +1,335 @@
+"""myaas_instance, myaas_info and the playbooks people run, on the real rig."""
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from rig import ENV, ROOT, ansible_playbook, docker_is_up, module_argv, sh
+
+SAMPLE = os.path.join(ROOT, "samples", "shop.sql.gz")
+CUSTOMERS = 6000
+
+
+@pytest.fixture(scope="module")
+def shop(rig):
+    result = rig.template("shop", SAMPLE)
+    assert not result.get("failed"), result
+    return result["template"]
+
+
+def gone(rig, name):
+    """Nothing of the instance is left: container, volume, subvolume, folder."""
+    return (not rig.containers(instance=name) and "myaas-" + name not in rig.volumes()
+            and not [p for p in rig.subvolumes() if p.startswith("instances/%s/" % name)]
+            and not os.path.exists(os.path.join(rig.pool, "instances", name)))
+
+
+def test_new_db_playbook_hands_out_a_loaded_database(rig, shop):
+    run = rig.playbook("playbooks/new_db.yml", "-e", "template=shop", "-e", "name=nd-alice", "-e", "ttl=8h")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "DSN: mysql://dev:" in run.stdout and "mariadb -h " in run.stdout
+    info = rig.info(name="nd-alice", show_password=True)
+    [instance] = info["instances"]
+    assert instance["status"] == "running" and instance["expires_at"] and not instance["expired"]
+    instance.update(user="dev", password=info["password"])
+    assert rig.query(instance, "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
+    assert "password" not in rig.info()["instances"][0]
+    assert rig.playbook("playbooks/drop_db.yml", "-e", "name=nd-alice").returncode == 0
+    assert gone(rig, "nd-alice")
+
+
+def test_default_name_comes_from_template_and_requester(rig, shop):
+    run = rig.playbook("playbooks/new_db.yml", "-e", "template=shop", "-e", "awx_user_name=Bob.Smith")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Instance shop-bob-smith of template shop" in run.stdout
+    assert rig.instance("shop-bob-smith", state="absent")["changed"]
+
+
+def test_clones_are_isolated_from_each_other_and_the_template(rig, shop):
+    first = rig.instance("iso-a", template="shop")["instance"]
+    second = rig.instance("iso-b", template="shop")["instance"]
+    try:
+        assert first["port"] != second["port"] and first["password"] != second["password"]
+        assert first["cow"] == "btrfs-snapshot" and first["ready_seconds"] < 10
+        rig.query(first, "DELETE FROM reviews")
+        rig.query(first, "INSERT INTO categories (name) VALUES ('only in a')")
+        assert rig.query(first, "SELECT COUNT(*) FROM reviews")[0][0] == 0
+        assert rig.query(second, "SELECT COUNT(*) FROM reviews")[0][0] > 0
+        assert rig.query(second, "SELECT COUNT(*) FROM categories WHERE name = 'only in a'")[0][0] == 0
+        third = rig.instance("iso-c", template="shop")["instance"]
+        assert rig.query(third, "SELECT COUNT(*) FROM reviews")[0][0] > 0
+        assert sh("btrfs", "property", "get", "-ts", shop["path"], "ro").stdout.strip() == "ro=true"
+        # Another user's password does not open this instance.
+        with pytest.raises(Exception):
+            rig.connect(first, password=second["password"])
+    finally:
+        for name in ("iso-a", "iso-b", "iso-c"):
+            rig.instance(name, state="absent")
+
+
+def test_second_call_is_unchanged_and_reset_discards_writes(rig, shop):
+    created = rig.instance("idem", template="shop")
+    assert created["changed"] and created["operation"] == "create"
+    again = rig.instance("idem", template="shop")
+    assert again["changed"] is False and again["operation"] == "none"
+    for key in ("port", "password", "user", "dsn", "created_at"):
+        assert again["instance"][key] == created["instance"][key]
+    db = created["instance"]
+    rig.query(db, "DELETE FROM order_items")
+    reset = rig.instance("idem", state="reset")
+    assert reset["changed"] and reset["operation"] == "reset"
+    assert (reset["instance"]["port"], reset["instance"]["password"]) == (db["port"], db["password"])
+    assert rig.query(db, "SELECT COUNT(*) FROM order_items")[0][0] > 0
+    stopped = rig.instance("idem", state="stopped")
+    assert stopped["changed"] and not sh("docker", "ps", "-q", "--filter", "name=myaas-idem").stdout.strip()
+    started = rig.instance("idem", template="shop")
+    assert started["changed"] and started["operation"] == "start"
+    assert rig.query(db, "SELECT 1")[0][0] == 1
+    other = rig.instance("idem", template="multi-does-not-matter")
+    assert other["failed"] and "use state=reset" in other["msg"]
+    removed = rig.instance("idem", state="absent")
+    assert removed["changed"] and gone(rig, "idem")
+    assert rig.instance("idem", state="absent")["changed"] is False
+
+
+def test_check_mode_creates_nothing(rig, shop):
+    planned = rig.instance("dry", template="shop", check_mode=True)
+    assert planned["changed"] and planned["operation"] == "create"
+    assert planned["diff"]["after"]["template"] == "shop"
+    assert gone(rig, "dry")
+
+
+def test_ten_instances_at_once_get_distinct_ports(rig, shop, workdir):
+    inventory = os.path.join(workdir, "hosts.yml")
+    with open(inventory, "w", encoding="utf-8") as handle:
+        json.dump({"all": {"hosts": dict(("worker%d" % i, {}) for i in range(10)),
+                           "vars": {"ansible_connection": "local",
+                                    "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}, handle)
+    playbook = os.path.join(workdir, "many.yml")
+    with open(playbook, "w", encoding="utf-8") as handle:
+        handle.write("""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - myaas.myaas.myaas_instance:
+        name: "many-{{ inventory_hostname }}"
+        template: shop
+        pool: %s
+      register: db
+    - ansible.builtin.copy:
+        content: "{{ db.instance | to_json }}"
+        dest: "%s/{{ inventory_hostname }}.json"
+        mode: "0600"
+""" % (rig.pool, workdir))
+    started = time.monotonic()
+    run = subprocess.run(["ansible-playbook", "-i", inventory, "--forks", "10", playbook], cwd=ROOT, env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    elapsed = time.monotonic() - started
+    try:
+        assert run.returncode == 0, run.stdout[-5000:]
+        instances = []
+        for i in range(10):
+            with open(os.path.join(workdir, "worker%d.json" % i), encoding="utf-8") as handle:
+                instances.append(json.load(handle))
+        assert len(set(instance["port"] for instance in instances)) == 10
+        for instance in instances:
+            assert rig.query(instance, "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
+        print("10 instances at once: %.1f s" % elapsed)
+    finally:
+        for i in range(10):
+            rig.instance("many-worker%d" % i, state="absent")
+
+
+def test_same_name_twice_at_once_makes_one_instance(rig, shop):
+    argv = module_argv("myaas_instance", dict(name="twin", template="shop", pool=rig.pool))
+    procs = [subprocess.Popen(argv + ["-o"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for _twin in range(2)]
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    try:
+        assert all(proc.returncode == 0 for proc in procs), outputs
+        assert sorted("CHANGED" in out for out in outputs) == [False, True]
+        assert rig.containers(instance="twin") == ["myaas-twin"]
+    finally:
+        rig.instance("twin", state="absent")
+
+
+def test_clones_during_a_reimport_are_whole(rig, workdir):
+    assert rig.template("busy", SAMPLE)["changed"]
+    proc = subprocess.Popen(module_argv("myaas_template", dict(name="busy", src=SAMPLE, pool=rig.pool,
+                                                                image=rig.image, force=True)),
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    made = []
+    try:
+        while proc.poll() is None or len(made) < 2:
+            name = "busy-%d" % len(made)
+            result = rig.instance(name, template="busy")
+            assert not result.get("failed"), result
+            made.append(name)
+            assert rig.query(result["instance"], "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
+        assert proc.wait() == 0
+    finally:
+        for name in made:
+            rig.instance(name, state="absent")
+
+
+def restart_dockerd(rig):
+    pids = sh("pidof", "dockerd").stdout.split()
+    for pid in pids:
+        os.kill(int(pid), 15)
+    deadline = time.monotonic() + 60
+    while sh("pidof", "dockerd", check=False).stdout.strip() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not docker_is_up()
+    # The host role starts dockerd again on a host without an init system.
+    again = ansible_playbook("playbooks/provision.yml", "-e", "@" + rig.vars_file)
+    assert again.returncode == 0, again.stdout[-3000:]
+
+
+def test_instances_survive_a_docker_daemon_restart(rig, shop):
+    dbs = [rig.instance(name, template="shop")["instance"] for name in ("survivor-1", "survivor-2")]
+    try:
+        restart_dockerd(rig)
+        for db in dbs:
+            rig.wait_for(lambda db=db: _answers(rig, db), timeout=60, what="instance %s" % db["name"])
+            again = rig.instance(db["name"], template="shop")
+            assert again["changed"] is False
+            assert (again["instance"]["port"], again["instance"]["password"]) == (db["port"], db["password"])
+    finally:
+        for db in dbs:
+            rig.instance(db["name"], state="absent")
+
+
+def _answers(rig, db):
+    try:
+        return rig.query(db, "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
+    except Exception:  # pylint: disable=broad-exception-caught
+        return False
+
+
+def test_reap_removes_expired_and_orphans_and_keeps_the_rest(rig, shop):
+    rig.instance("reap-expired", template="shop", ttl="1s")
+    rig.instance("reap-protected", template="shop", ttl="1s", protected=True)
+    rig.instance("reap-fresh", template="shop", ttl="8h")
+    rig.instance("reap-forever", template="shop")
+    lost = rig.instance("reap-lost", template="shop")["instance"]
+    sh("docker", "rm", "--force", lost["container"])            # data without a container
+    time.sleep(1.5)
+    listing = rig.playbook("playbooks/list_dbs.yml")
+    assert listing.returncode == 0 and "(EXPIRED)" in listing.stdout and "reap-lost" in listing.stdout
+    check = rig.playbook("playbooks/reap.yml", "--check")
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert "Would remove: ['reap-expired', 'reap-lost']" in check.stdout
+    assert rig.containers(instance="reap-expired")
+    run = rig.playbook("playbooks/reap.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert gone(rig, "reap-expired") and gone(rig, "reap-lost")
+    names = sorted(instance["name"] for instance in rig.info()["instances"] if instance["name"].startswith("reap-"))
+    assert names == ["reap-forever", "reap-fresh", "reap-protected"]
+    for name in names:
+        rig.instance(name, state="absent")
+
+
+@pytest.mark.parametrize("bad", ["../x", "a b", "x;rm", "x" * 64, "UPPER", "$(touch /tmp/pwned)"])
+def test_bad_names_are_refused_before_anything_is_made(rig, shop, bad):
+    before = (rig.containers(), rig.volumes(), sorted(os.listdir(os.path.join(rig.pool, "instances"))))
+    result = rig.instance(bad, template="shop")
+    assert result["failed"] and "Invalid instance name" in result["msg"]
+    also = rig.instance("fine-name", template=bad)
+    assert also["failed"] and "Invalid template name" in also["msg"]
+    assert (rig.containers(), rig.volumes(), sorted(os.listdir(os.path.join(rig.pool, "instances")))) == before
+    assert not os.path.exists("/tmp/pwned")
+
+
+def run_with_secret_vars(rig, workdir, label, args, *options):
+    """Run myaas_instance from a playbook whose arguments come from a file, as a
+    user keeps a password out of argv (e.g. from a vault)."""
+    vars_file = os.path.join(workdir, label + ".json")
+    with open(os.open(vars_file, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as handle:
+        json.dump({"instance_args": dict(args, pool=rig.pool)}, handle)
+    playbook = os.path.join(workdir, label + ".yml")
+    with open(playbook, "w", encoding="utf-8") as handle:
+        handle.write("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                     "    - myaas.myaas.myaas_instance: '{{ instance_args }}'\n")
+    return subprocess.run(["ansible-playbook", playbook, "-e", "@" + vars_file] + list(options), cwd=ROOT, env=ENV,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_password_is_in_no_failure_output_and_no_process_list(rig, shop, workdir):
+    secret = "Sup3rSecretPassw0rdXYZ"
+    seen = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.append(sh("ps", "-eo", "args", "ww", check=False).stdout)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        ok = run_with_secret_vars(rig, workdir, "ok", dict(name="secretive", template="shop", password=secret))
+        failing = run_with_secret_vars(rig, workdir, "failing", dict(name="secretive-2", template="shop",
+                                                                     password=secret, wait_timeout=0), "-vvv")
+    finally:
+        stop.set()
+        watcher.join()
+    try:
+        assert ok.returncode == 0, ok.stdout[-3000:]
+        db = rig.info(name="secretive")["instances"][0]
+        assert rig.query(dict(db, user="dev", password=secret), "SELECT 1")[0][0] == 1
+        assert failing.returncode != 0 and "did not accept a login" in failing.stdout
+        assert secret not in failing.stdout
+        assert len(seen) > 10
+        assert not [line for snapshot in seen for line in snapshot.splitlines() if secret in line]
+        assert gone(rig, "secretive-2")
+        secret_file = os.path.join(rig.pool, "instances", "secretive", "secret.json")
+        assert oct(os.stat(secret_file).st_mode & 0o777) == "0o600"
+        assert secret not in sh("docker", "inspect", "myaas-secretive").stdout
+        assert not os.path.exists(os.path.join(rig.pool, "instances", "secretive", "data", "myaas-init.sql"))
+    finally:
+        rig.instance("secretive", state="absent")
+
+
+def test_missing_template_is_a_clear_error(rig):
+    result = rig.instance("no-template", template="nosuchthing")
+    assert result["failed"] and "Template nosuchthing does not exist" in result["msg"]
+    assert gone(rig, "no-template")
+
+
+def test_template_imported_for_the_first_time_is_a_clear_error(rig, workdir):
+    big = os.path.join(workdir, "big.sql.gz")
+    sh(os.path.join(ROOT, ".venv", "bin", "python"), os.path.join(ROOT, "tools", "make_sample_dump.py"),
+       "--customers", "40000", "-o", big)
+    proc = subprocess.Popen(module_argv("myaas_template", dict(name="first", src=big, pool=rig.pool,
+                                                                image=rig.image)),
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        rig.wait_for(lambda: rig.containers(role="import", template="first"), timeout=60, what="the import")
+        result = rig.instance("too-early", template="first")
+        assert result["failed"] and "being imported for the first time" in result["msg"]
+        assert gone(rig, "too-early")
+    finally:
+        assert proc.wait(timeout=300) == 0
+
+
+def test_full_pool_is_a_clear_error(rig, workdir):
+    pool = os.path.join(workdir, "small")
+    image = os.path.join(workdir, "small.img")
+    os.makedirs(pool)
+    sh("truncate", "--size", "1G", image)
+    sh("mkfs.btrfs", "-q", image)
+    sh("mount", "-o", "loop,noatime", image, pool)
+    try:
+        assert rig.template("tiny", SAMPLE, pool=pool)["changed"]
+        free = os.statvfs(pool).f_bavail * os.statvfs(pool).f_frsize
+        sh("fallocate", "--length", str(max(free - 20 * 2 ** 20, 2 ** 20)), os.path.join(pool, "filler"))
+        result = rig.instance("crowded", template="tiny", pool=pool)
+        assert result["failed"] and "is full" in result["msg"], result
+        assert not os.path.exists(os.path.join(pool, "instances", "crowded"))
+        assert not sh("docker", "ps", "-aq", "--filter", "name=myaas-crowded").stdout.strip()
+    finally:
+        sh("umount", pool)
