@@ -30,6 +30,9 @@ help:
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
+	@# Debian's python3 comes without venv/ensurepip; install them once.
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@

@@ -25,12 +25,14 @@ def sh(*argv, check=True, **kwargs):
 
 
 def docker_is_up():
-    return subprocess.run(["docker", "info"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    return subprocess.run(["docker", "info"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          check=False).returncode == 0
 
 
 def ansible_playbook(playbook, *args, env=None):
     return subprocess.run(["ansible-playbook", os.path.join(ROOT, playbook)] + list(args), cwd=ROOT,
-                          env=dict(ENV, **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          env=dict(ENV, **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          check=False)
 
 
 def module_argv(module, args, check_mode=False, diff=False, verbosity=0):
@@ -43,7 +45,7 @@ def run_module(module, args, check_mode=False, diff=False):
     """Run a module through `ansible`; return its result dict (with 'failed' set on failure)."""
     proc = subprocess.run(module_argv(module, args, check_mode, diff), cwd=ROOT,
                           env=dict(ENV, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
     try:
         report = json.loads(proc.stdout)
     except ValueError:
@@ -67,6 +69,13 @@ class Rig:
         args.update(options)
         check_mode = args.pop("check_mode", False)
         return run_module("myaas_template", args, check_mode=check_mode, diff=True)
+
+    def template_in_background(self, name, src, **options):
+        """Start an import and return its process (stdout and stderr merged, text)."""
+        args = dict(name=name, src=src, pool=self.pool, image=self.image)
+        args.update(options)
+        return subprocess.Popen(module_argv("myaas_template", args), cwd=ROOT, env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def instance(self, name, **options):
         args = dict(name=name, pool=self.pool)

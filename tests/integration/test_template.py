@@ -6,12 +6,11 @@ import lzma
 import os
 import shutil
 import signal
-import subprocess
 import time
 
 import pytest
 
-from rig import ENV, ROOT, module_argv, sh
+from rig import ROOT, sh
 
 CUSTOMERS = 6000   # what the bundled sample holds
 
@@ -102,9 +101,7 @@ def test_changed_dump_makes_a_new_generation_while_the_old_serves(rig, shop_sql,
     first = rig.template("gens", src)["template"]
     with open(src, "a", encoding="utf-8") as handle:
         handle.write("INSERT INTO categories (name) VALUES ('Generation two');\n")
-    proc = subprocess.Popen(module_argv("myaas_template", dict(name="gens", src=src, pool=rig.pool,
-                                                                image=rig.image)),
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = rig.template_in_background("gens", src)
     # While the new generation is being imported, the old one is the template.
     rig.wait_for(lambda: rig.containers(role="import", template="gens"), timeout=60, what="the import container")
     assert b'"generation": 1' in rig.template_json("gens")
@@ -225,16 +222,14 @@ def test_kill_during_import_keeps_the_old_template_and_the_next_run_cleans_up(ri
     small = os.path.join(ROOT, "samples", "shop.sql.gz")
     assert rig.template("killme", small)["changed"]
     before = rig.template_json("killme")
-    proc = subprocess.Popen(module_argv("myaas_template", dict(name="killme", src=big, pool=rig.pool,
-                                                                image=rig.image)),
-                            cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = rig.template_in_background("killme", big)
     rig.wait_for(lambda: rig.containers(role="import", template="killme"), timeout=60, what="the import")
     time.sleep(1)
     module_pids = [int(pid) for pid in sh("pgrep", "-f", "AnsiballZ_myaas_template", check=False).stdout.split()]
     assert module_pids
     for pid in module_pids:
         os.kill(pid, signal.SIGKILL)
-    proc.wait(timeout=60)
+    proc.communicate(timeout=60)
     assert rig.template_json("killme") == before
     leftovers = [p for p in rig.subvolumes() if p.startswith("templates/killme/.importing-")]
     assert leftovers, "the killed run should have left its staging subvolume"
@@ -292,3 +287,25 @@ def test_absent_removes_the_template_and_its_clones_keep_working(rig):
         assert rig.template("gone", None, state="absent")["changed"] is False
     finally:
         rig.instance("orphan-of-gone", state="absent")
+
+
+def test_nightly_playbook_imports_a_folder_and_names_the_broken_dumps(rig, shop_sql, workdir):
+    dumps = os.path.join(workdir, "dumps")
+    os.makedirs(dumps)
+    shutil.copy(os.path.join(ROOT, "samples", "shop.sql.gz"), os.path.join(dumps, "nightly-a.sql.gz"))
+    shutil.copy(shop_sql, os.path.join(dumps, "nightly-b.sql"))
+    broken = broken_dumps(shop_sql, workdir)["truncated.sql.gz"][0]
+    shutil.copy(broken, os.path.join(dumps, "nightly-broken.sql.gz"))
+    with open(os.path.join(dumps, "README.txt"), "w", encoding="utf-8") as handle:
+        handle.write("not a dump, not picked up\n")
+    run = rig.playbook("playbooks/import_templates.yml", "-e", "dumps_dir=" + dumps, "-e", "image=" + rig.image)
+    assert run.returncode != 0
+    assert "1 dump(s) were not imported" in run.stdout
+    assert "nightly-broken.sql.gz" in run.stdout.split("were not imported")[1]
+    for name in ("nightly-a", "nightly-b"):
+        assert b'"generation": 1' in rig.template_json(name)
+    assert not os.path.exists(os.path.join(rig.pool, "templates", "nightly-broken", "template.json"))
+    since = int(time.time())
+    again = rig.playbook("playbooks/import_templates.yml", "-e", "dumps_dir=" + dumps, "-e", "image=" + rig.image)
+    assert again.returncode != 0
+    assert import_events_since(rig, since) == ["myaas-import-nightly-broken"]
