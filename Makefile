@@ -17,7 +17,7 @@ export ANSIBLE_HOME := $(BUILD)/ansible-home
 export ANSIBLE_LOCALHOST_WARNING := false
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 
-.PHONY: help venv collection demo test lint sanity ansible-lint unit integration molecule build clean
+.PHONY: help venv collection demo test lint sanity ansible-lint unit integration molecule bench bench-quick build clean
 
 help:
 	@echo "make demo         provision localhost, import the sample dump and print a new instance's connection data"
@@ -26,6 +26,7 @@ help:
 	@echo "make unit         unit tests (pytest)"
 	@echo "make integration  integration tests on the real rig (btrfs, dockerd, MariaDB)"
 	@echo "make molecule     the molecule scenario of the host role (localhost)"
+	@echo "make bench        the benchmark on the real rig (bench/results/); make bench-quick for small machines"
 	@echo "make build        the collection tarball"
 
 venv: $(VENV)/.installed
@@ -63,6 +64,12 @@ integration: collection
 
 molecule: collection
 	cd extensions && molecule test --scenario-name host
+
+bench: collection
+	python bench/bench.py
+
+bench-quick: collection
+	python bench/bench.py --quick
 
 build: venv
 	mkdir -p $(BUILD)/dist

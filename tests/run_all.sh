@@ -5,6 +5,8 @@
 # dockerd that was not running before is stopped again at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Plain output: CI logs are read as text.
+export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 dockerd_was_up=false
 if docker info >/dev/null 2>&1; then dockerd_was_up=true; fi
@@ -23,6 +25,9 @@ tests/sanity.sh
 
 step "molecule test (host role on localhost)"
 (cd extensions && molecule test --scenario-name host)
+
+step "benchmark, quick mode (figures only; the full run is make bench)"
+python bench/bench.py --quick --output build/bench-quick
 
 step "pytest: unit and integration tests"
 pytest tests/unit tests/integration

@@ -30,16 +30,13 @@ DECOMPRESSORS = {
     "zstd": ["zstd", "--decompress", "--stdout", "--quiet"],
 }
 PEEK_BYTES = 256 * 1024
-# A dump that names its schemas (mysqldump --databases / --all-databases)
-# loads as it is; any other is loaded into the template's database.
-_OWN_SCHEMA_RE = re.compile(rb"^\s*(CREATE\s+DATABASE|USE\s)", re.IGNORECASE | re.MULTILINE)
 _SQL_START_RE = re.compile(
-    rb"^\s*(--|/\*|#|SET\s|CREATE\s|DROP\s|USE\s|INSERT\s|LOCK\s|START\s|BEGIN|DELIMITER\s|ALTER\s)",
-    re.IGNORECASE)
+    rb"^\s*(--|/\*|#|SET\s|CREATE\s|DROP\s|USE\s|INSERT\s|LOCK\s|START\s|BEGIN|DELIMITER\s|ALTER\s|"
+    rb"SELECT\s|COPY\s|\\connect\s)", re.IGNORECASE)
 
 
-def detect_format(path):
-    """'plain', 'gzip', 'bzip2', 'xz' or 'zstd', from the file's first bytes."""
+def detect_format(path, archives=None):
+    """'plain', 'gzip', 'bzip2', 'xz', 'zstd' or an engine's archive format, from the first bytes."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(8)
@@ -49,7 +46,7 @@ def detect_format(path):
         raise MyaasError("Dump %s is a directory; give the path of a dump file." % path)
     if not head:
         raise MyaasError("Dump %s is empty; it was not imported and the template was left as it was." % path)
-    for magic, name in MAGIC:
+    for magic, name in MAGIC + tuple((archives or {}).items()):
         if head.startswith(magic):
             return name
     return "plain"
@@ -68,17 +65,20 @@ def peek(path, fmt, size=PEEK_BYTES):
         proc.wait()
 
 
-def inspect_dump(path):
-    """Check that a file is an SQL dump; return (format, names_own_schema)."""
-    fmt = detect_format(path)
+def inspect_dump(path, engine):
+    """Check that a file is a dump the engine loads; return (format, names_own_schema)."""
+    fmt = detect_format(path, engine.archive_magic)
+    if fmt in engine.archive_magic.values():
+        return fmt, False
     head = peek(path, fmt)
     if not head.strip():
         raise MyaasError("Dump %s (%s) holds no SQL; it was not imported and the template was left as it was."
                          % (path, fmt))
     if b"\x00" in head or not _SQL_START_RE.search(head.lstrip(b"\xef\xbb\xbf")):
-        raise MyaasError("%s is not an SQL dump (%s data that does not start like SQL). Give a dump made by "
-                         "mysqldump/mariadb-dump, plain or compressed with gzip, bzip2, xz or zstd." % (path, fmt))
-    return fmt, bool(_OWN_SCHEMA_RE.search(head))
+        raise MyaasError("%s is not an SQL dump (%s data that does not start like SQL). Give a plain SQL dump, "
+                         "compressed or not (gzip, bzip2, xz, zstd)%s." % (
+                             path, fmt, "".join(" or a %s archive" % name for name in engine.archive_magic.values())))
+    return fmt, bool(engine.own_schema_re.search(head))
 
 
 def file_sha256(path):
@@ -89,18 +89,19 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def client_error(handle):
+def client_error(handle, error_re):
     """The client's last error line (it names the line of the dump), shortened.
 
     Read line by line: the output may echo statements of many megabytes.
     """
     handle.seek(0)
-    error = last = b""
-    for line in handle:
-        last = line
-        if line.startswith(b"ERROR"):
+    error = last = ""
+    for raw in handle:
+        line = raw.decode("utf-8", "replace")
+        last = line if line.strip() else last
+        if error_re.search(line):
             error = line
-    line = (error or last).decode("utf-8", "replace").strip() or "the client said nothing"
+    line = (error or last).strip() or "the client said nothing"
     return line if len(line) <= 500 else line[:250] + " [...] " + line[-250:]
 
 
@@ -109,12 +110,13 @@ def _tail(handle, limit=4000):
     return handle.read().decode("utf-8", "replace")[-limit:]
 
 
-def stream_into(path, fmt, client_argv, timeout):
+def stream_into(path, fmt, client_argv, timeout, error_re=re.compile(r"^ERROR"), label=None):
     """Pipe the dump, decompressed, into ``client_argv``; raise on any failure.
 
     Both ends are checked: a truncated archive fails here even when the
     client happily ran every statement it was given.
     """
+    label = label or path
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryFile() as dec_err, tempfile.TemporaryFile() as cli_out, \
             open(path, "rb") as source:
@@ -134,14 +136,14 @@ def stream_into(path, fmt, client_argv, timeout):
                 if proc:
                     proc.kill()
                     proc.wait()
-            raise MyaasError("Import of %s did not finish within import_timeout (%d s)." % (path, timeout))
+            raise MyaasError("Import of %s did not finish within import_timeout (%d s)." % (label, timeout))
         # A client that stopped early breaks the decompressor's pipe; only a
         # decompressor that failed on its own means the archive is damaged.
         dec_message = _tail(dec_err).strip()
         if dec_rc != 0 and dec_rc != -13 and "broken pipe" not in dec_message.lower():
             raise MyaasError("Dump %s is damaged: %s could not decompress it to the end (%s)."
-                             % (path, fmt, dec_message))
+                             % (label, fmt, dec_message))
         if client_rc != 0:
             output = _tail(cli_out, 2000)
-            raise MyaasError("Import of %s failed: %s" % (path, client_error(cli_out)),
+            raise MyaasError("Import of %s failed: %s" % (label, client_error(cli_out, error_re)),
                              client_output=output.splitlines())

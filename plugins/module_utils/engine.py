@@ -10,6 +10,8 @@ plus one line in ``engines.py``.
 
 from __future__ import annotations
 
+import re
+
 
 class Engine:
     name = ""
@@ -17,9 +19,29 @@ class Engine:
     datadir = ""            # inside the container
     port = 0                # inside the container
     dsn_scheme = ""
-    # Settings used by both import servers and clones: the redo log's size is
-    # kept equal so a clone never rewrites a log file when it starts.
+    # Settings used by both import servers and clones (e.g. a redo log size
+    # kept equal, so a clone never rewrites its log when it starts).
     common_args = ()
+    # The OS user `docker exec` runs local clients as (None: the image's default).
+    exec_user = None
+    # The signal that makes the server shut down cleanly and completely.
+    stop_signal = None
+    # How an instance's account is made: "init_file" (a file in the datadir
+    # that the server or the image's entrypoint reads at start) or
+    # "local_client" (SQL on the local client's stdin once the server answers).
+    credentials_via = "init_file"
+    init_file = "myaas-init.sql"
+    # A dump that matches this (in its first bytes) selects its own schemas and
+    # loads as it is; any other is loaded into the template's database.
+    own_schema_re = re.compile(rb"^\s*(CREATE\s+DATABASE|USE\s)", re.IGNORECASE | re.MULTILINE)
+    # Archive formats the engine restores itself: magic bytes -> format name.
+    archive_magic = {}
+    # Lines of client output that carry the error (they name the dump's line).
+    error_re = re.compile(r"^ERROR")
+
+    def restore_argv(self, fmt, database, path, jobs):
+        """argv, run in the container, that restores an archive at ``path``."""
+        raise NotImplementedError
 
     def bulk_load_args(self, tuning):
         """Server arguments for an import: fast and unsafe, never used by clones."""

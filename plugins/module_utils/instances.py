@@ -24,7 +24,6 @@ from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 
 METADATA = "instance.json"
 SECRET = "secret.json"
-INIT_FILE = "myaas-init.sql"
 COW_METHOD = "btrfs-snapshot"
 # A fresh clone writes about 12 MiB as its server starts; leave room for that
 # and for a little work before calling the pool full.
@@ -84,6 +83,7 @@ class InstanceManager:
         self.name = params["name"]
         self.paths = instance_paths(pool, self.name)
         self.container = container_name(self.name)
+        self.timings = {}   # seconds per step of a clone, returned so the slowest is visible
 
     def _lock(self, kind="instance", name=None):
         return FileLock(self.pool.lock_path(kind, name or self.name), self.params["lock_timeout"],
@@ -92,6 +92,8 @@ class InstanceManager:
     def _result(self, changed, meta, action, before=None):
         secret = read_json(self.paths["secret"]) if meta and os.path.exists(self.paths["secret"]) else None
         info = connection(self.engines(meta["engine"]), meta, secret) if meta and secret else meta
+        if info and self.timings:
+            info = dict(info, timings=self.timings)
         return {"changed": changed, "operation": action, "instance": info,
                 "diff": {"before": before or {}, "after": meta or {}}}
 
@@ -164,28 +166,48 @@ class InstanceManager:
 
     def _clone_and_start(self, meta, secret, engine, create):
         """Snapshot the template, start the server, wait for a login. Returns (generation, seconds)."""
-        started = time.monotonic()
+        started = mark = time.monotonic()
+
+        def lap(step):
+            nonlocal mark
+            now = time.monotonic()
+            self.timings[step] = round(now - mark, 4)
+            mark = now
+
         generation = self._snapshot(meta["template"])
-        init_path = os.path.join(self.paths["data"], INIT_FILE)
-        data_stat = os.stat(self.paths["data"])
-        with open(os.open(init_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as init:
-            init.write(engine.init_sql(secret["user"], secret["password"], meta["database"]))
-        # The server drops root before it reads the init file.
-        os.chown(init_path, data_stat.st_uid, data_stat.st_gid)
+        lap("snapshot")
+        init_sql = engine.init_sql(secret["user"], secret["password"], meta["database"])
+        init_path = os.path.join(self.paths["data"], engine.init_file)
+        if engine.credentials_via == "init_file":
+            data_stat = os.stat(self.paths["data"])
+            with open(os.open(init_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+                      encoding="utf-8") as init:
+                init.write(init_sql)
+            # The server drops root before it reads the init file.
+            os.chown(init_path, data_stat.st_uid, data_stat.st_gid)
         if create:
             write_json(self.paths["secret"], secret, mode=0o600)
         self.docker.create_volume(self.container, self.paths["data"],
                                   labels(role="instance", instance=self.name, pool=self.pool.path))
+        lap("prepare")
         if meta["port"]:
             self._run_container(meta, engine, generation)
         else:
             with self._lock("ports", "all"):
                 meta["port"] = pick_port(self.params["port_range"], self._taken_ports(), meta["bind_address"])
                 self._run_container(meta, engine, generation)
+        lap("container")
         meta["generation"] = generation
         write_json(self.paths["meta"], meta)
+        if engine.credentials_via == "local_client":
+            # Through the local client's stdin, as the server's OS superuser:
+            # the password is in no argv and no environment.
+            self._wait_local(engine)
+            self.docker.exec(self.container, engine.local_client(), data=init_sql, user=engine.exec_user)
         self._wait_ready(meta, secret, engine)
-        os.unlink(init_path)
+        lap("server_start_and_login")
+        if os.path.exists(init_path):
+            os.unlink(init_path)
         return generation, round(time.monotonic() - started, 3)
 
     def _snapshot(self, template_name):
@@ -225,6 +247,21 @@ class InstanceManager:
         }
         self.docker.remove(self.container)
         self.docker.run(spec)
+
+    def _wait_local(self, engine):
+        """Wait until the server answers its local client (no credentials needed there)."""
+        deadline = time.monotonic() + self.params["wait_timeout"]
+        while time.monotonic() < deadline:
+            rc, out, _err = self.docker.exec(self.container, engine.ready_probe(), check=False, user=engine.exec_user)
+            if rc == 0 and out.strip() == "1":
+                return
+            state = (self.docker.inspect(self.container) or {}).get("State", {})
+            if not state.get("Running"):
+                break
+            time.sleep(0.05)
+        raise MyaasError("Instance %s: the server did not start within wait_timeout (%d s)."
+                         % (self.name, self.params["wait_timeout"]),
+                         server_log=self.docker.logs(self.container, tail=30).splitlines())
 
     def _wait_ready(self, meta, secret, engine):
         timeout = self.params["wait_timeout"]

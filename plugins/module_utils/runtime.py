@@ -25,8 +25,8 @@ def run_argv(spec):
 
     spec keys: name, image, labels, mounts (list of dicts: type, source,
     target, readonly), network, publish (list of (host_ip, host_port,
-    container_port)), restart, memory, cpus, stop_timeout, env (never
-    secrets: they would be visible in `docker inspect`), args.
+    container_port)), restart, memory, cpus, stop_signal, stop_timeout, env
+    (never secrets: they would be visible in `docker inspect`), args.
     """
     argv = ["docker", "run", "--detach", "--name", spec["name"]]
     for key, value in sorted(spec.get("labels", {}).items()):
@@ -46,6 +46,8 @@ def run_argv(spec):
         argv += ["--memory", str(spec["memory"])]
     if spec.get("cpus"):
         argv += ["--cpus", str(spec["cpus"])]
+    if spec.get("stop_signal"):
+        argv += ["--stop-signal", spec["stop_signal"]]
     if spec.get("stop_timeout") is not None:
         argv += ["--stop-timeout", str(spec["stop_timeout"])]
     for key, value in sorted(spec.get("env", {}).items()):
@@ -53,6 +55,12 @@ def run_argv(spec):
     argv.append(spec["image"])
     argv += list(spec.get("args", []))
     return argv
+
+
+def exec_argv(name, argv, interactive=False, user=None):
+    """argv of `docker exec`; ``interactive`` keeps stdin open for SQL fed to a client."""
+    return (["docker", "exec"] + (["--interactive"] if interactive else []) + (["--user", user] if user else [])
+            + [name] + list(argv))
 
 
 def bind_volume_argv(name, device, volume_labels):
@@ -84,9 +92,8 @@ class Docker:
     def start(self, name):
         self._run(["docker", "start", name])
 
-    def exec(self, name, argv, check=True, data=None):
-        return self._run(["docker", "exec"] + (["--interactive"] if data is not None else []) + [name] + argv,
-                         check=check, data=data)
+    def exec(self, name, argv, check=True, data=None, user=None):
+        return self._run(exec_argv(name, argv, interactive=data is not None, user=user), check=check, data=data)
 
     def stop(self, name, timeout):
         self._run(["docker", "stop", "--time", str(timeout), name])

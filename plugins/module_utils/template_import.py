@@ -20,9 +20,11 @@ from ansible_collections.myaas.myaas.plugins.module_utils import dumps
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import labels
+from ansible_collections.myaas.myaas.plugins.module_utils.runtime import exec_argv, labels
 
 METADATA = "template.json"
+# Where an archive dump is mounted (read-only) in the import container.
+DUMP_MOUNT = "/myaas/dump"
 # Below this much free space after a failed import, the pool is called full.
 LOW_SPACE_BYTES = 64 * 2 ** 20
 
@@ -88,7 +90,7 @@ class TemplateManager:
     def present(self):
         params = self.params
         src = params["src"]
-        fmt, own_schema = dumps.inspect_dump(src)
+        fmt, own_schema = dumps.inspect_dump(src, self.engine)
         image = params["image"] or self.engine.default_image
         image_id = self.docker.image_id(image)
         if not image_id:
@@ -96,7 +98,7 @@ class TemplateManager:
                              "(host_images), or pass another image." % image)
         post_sql = []
         for path in params["post_import_sql"]:
-            dumps.detect_format(path)
+            dumps.inspect_dump(path, self.engine)
             post_sql.append({"path": path, "sha256": dumps.file_sha256(path)})
         wanted = {
             "engine": self.engine.name,
@@ -143,18 +145,25 @@ class TemplateManager:
         started = time.monotonic()
         try:
             self.pool.create_subvolume(staging)
-            self.docker.run(self._import_spec(container, staging, planned["image"], generation))
+            self.docker.run(self._import_spec(container, staging, planned["image"], generation, fmt))
             self._wait_ready(container, params["start_timeout"])
             deadline = started + params["import_timeout"]
-            exec_client = ["docker", "exec", "--interactive", container]
+            engine = self.engine
             if database:
-                self.docker.exec(container, self.engine.local_client(), data=self.engine.create_database_sql(database))
-            dumps.stream_into(params["src"], fmt, exec_client + self.engine.local_client(database),
-                              max(1, deadline - time.monotonic()))
+                self.docker.exec(container, engine.local_client(), data=engine.create_database_sql(database),
+                                 user=engine.exec_user)
+            client = exec_argv(container, engine.local_client(database), interactive=True, user=engine.exec_user)
+            if fmt in engine.archive_magic.values():
+                # Archives are read by the engine's restore tool from a read-only
+                # mount, which lets it restore in parallel jobs.
+                restore = engine.restore_argv(fmt, database, DUMP_MOUNT, params["restore_jobs"])
+                dumps.stream_into(os.devnull, "plain", exec_argv(container, restore, user=engine.exec_user),
+                                  max(1, deadline - time.monotonic()), engine.error_re, label=params["src"])
+            else:
+                dumps.stream_into(params["src"], fmt, client, max(1, deadline - time.monotonic()), engine.error_re)
             for script in planned["options"]["post_import_sql"]:
-                dumps.stream_into(script["path"], dumps.detect_format(script["path"]),
-                                  exec_client + self.engine.local_client(database),
-                                  max(1, deadline - time.monotonic()))
+                dumps.stream_into(script["path"], dumps.detect_format(script["path"]), client,
+                                  max(1, deadline - time.monotonic()), engine.error_re)
             self._shutdown(container)
             self.pool.set_readonly(staging, True)
             os.rename(staging, planned["path"])
@@ -185,13 +194,17 @@ class TemplateManager:
         self._prune(current, generation)
         return template
 
-    def _import_spec(self, container, staging, image, generation):
+    def _import_spec(self, container, staging, image, generation, fmt):
+        mounts = [{"type": "bind", "source": staging, "target": self.engine.datadir}]
+        if fmt in self.engine.archive_magic.values():
+            mounts.append({"type": "bind", "source": self.params["src"], "target": DUMP_MOUNT, "readonly": True})
         return {
             "name": container,
             "image": image,
             "labels": labels(role="import", template=self.name, generation=generation, pool=self.pool.path,
                              engine=self.engine.name),
-            "mounts": [{"type": "bind", "source": staging, "target": self.engine.datadir}],
+            "mounts": mounts,
+            "stop_signal": self.engine.stop_signal,
             # Imports talk to the server through `docker exec` and the local
             # socket: no port, no network, no password.
             "network": "none",
@@ -202,7 +215,8 @@ class TemplateManager:
     def _wait_ready(self, container, timeout):
         deadline = time.monotonic() + timeout
         while True:
-            rc, out, _err = self.docker.exec(container, self.engine.ready_probe(), check=False)
+            rc, out, _err = self.docker.exec(container, self.engine.ready_probe(), check=False,
+                                             user=self.engine.exec_user)
             if rc == 0 and out.strip() == "1":
                 return
             state = (self.docker.inspect(container) or {}).get("State", {})
@@ -215,7 +229,7 @@ class TemplateManager:
     def _shutdown(self, container):
         sql = self.engine.before_shutdown_sql()
         if sql:
-            self.docker.exec(container, self.engine.local_client(), data=sql)
+            self.docker.exec(container, self.engine.local_client(), data=sql, user=self.engine.exec_user)
         self.docker.stop(container, self.params["stop_timeout"])
         log = self.docker.logs(container, tail=400)
         code = (self.docker.inspect(container) or {}).get("State", {}).get("ExitCode")

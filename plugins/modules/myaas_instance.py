@@ -153,6 +153,10 @@ instance:
     protected: {description: Whether the reaper leaves it alone., type: bool}
     ready_seconds: {description: Seconds from the snapshot to the first successful login., type: float, returned: when created or reset}
     cow: {description: How the data was copied., type: str, sample: btrfs-snapshot}
+    timings:
+      description: Seconds per step of a clone - snapshot, prepare (init file, volume), container, server_start_and_login.
+      type: dict
+      returned: when created or reset
 operation:
   description: What was done - create, start, stop, reset, remove or none.
   returned: always

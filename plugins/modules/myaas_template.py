@@ -32,17 +32,23 @@ options:
     description:
       - Path on the target of the dump. Plain SQL or compressed with gzip, bzip2, xz or zstd, recognised
         by content, not by suffix. It is streamed into the server, never staged.
+      - With O(engine=postgresql), also a C(pg_dump) custom-format archive (C(pg_dump -Fc)).
       - Required with O(state=present).
     type: path
   engine:
     description:
       - The database engine. V(mysql) is implemented against the same adapter but not tested on a live server.
     type: str
-    choices: [mariadb, mysql]
+    choices: [mariadb, mysql, postgresql]
     default: mariadb
   image:
-    description: The server image. Defaults to V(mariadb:10.11) or V(mysql:8.0) by engine.
+    description: The server image. Defaults to V(mariadb:10.11), V(mysql:8.0) or V(postgres:15) by engine.
     type: str
+  restore_jobs:
+    description:
+      - Parallel jobs for engines that restore archives themselves (C(pg_restore --jobs) for C(pg_dump -Fc)
+        archives). Defaults to the number of CPUs.
+    type: int
   database:
     description:
       - The schema a dump is loaded into when it does not select its own (no C(CREATE DATABASE) or
@@ -160,6 +166,8 @@ removed_leftovers:
   elements: str
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines import ENGINES, get_engine
@@ -186,6 +194,7 @@ def main():
             post_import_sql=dict(type="list", elements="path", default=[]),
             tuning=dict(type="dict", default={}),
             keep_generations=dict(type="int", default=1),
+            restore_jobs=dict(type="int"),
             import_timeout=dict(type="int", default=21600),
             start_timeout=dict(type="int", default=120),
             stop_timeout=dict(type="int", default=900),
@@ -196,10 +205,11 @@ def main():
     )
 
     def action():
-        params = module.params
+        params = dict(module.params)
         check_name("template", params["name"])
         if params["keep_generations"] < 1:
             raise MyaasError("keep_generations must be 1 or more (the current generation counts).")
+        params["restore_jobs"] = params["restore_jobs"] or os.cpu_count() or 1
         runner = Runner(module)
         manager = TemplateManager(Pool(params["pool"], runner), Docker(runner), get_engine(params["engine"]),
                                   params, module.check_mode)

@@ -6,47 +6,22 @@ with its pool, the pool's mount (its loop device goes with it) and files. A
 dockerd that was not running before the session is stopped again.
 """
 
-import json
 import os
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 
-from rig import ROOT, Rig, ansible_playbook, docker_is_up, sh
-
-IMAGE = "myaas/mariadb:10.11"
+from rig import ROOT, provision, teardown
 
 
 @pytest.fixture(scope="session")
 def rig():
-    dockerd_was_up = docker_is_up()
-    base = tempfile.mkdtemp(prefix="myaas-it-", dir="/tmp")
-    host_vars = {
-        "host_pool_path": os.path.join(base, "pool"),
-        "host_pool_file": os.path.join(base, "pool.img"),
-        "host_pool_size": "12G",
-        "host_pool_label": "myaas-it",
-        "host_pool_persist": False,
-        "host_images": [{"name": IMAGE, "engine": "mariadb", "source": "build"}],
-        "host_python_libs_from": "pip",
-    }
-    vars_file = os.path.join(base, "vars.json")
-    with open(vars_file, "w", encoding="utf-8") as handle:
-        json.dump(host_vars, handle)
-    provision = ansible_playbook("playbooks/provision.yml", "-e", "@" + vars_file)
-    the_rig = Rig(base, host_vars["host_pool_path"], IMAGE, vars_file, provision)
+    the_rig, dockerd_was_up = provision()
     try:
-        assert provision.returncode == 0, provision.stdout[-5000:]
+        assert the_rig.provision.returncode == 0, the_rig.provision.stdout[-5000:]
         yield the_rig
     finally:
-        the_rig.remove_everything()
-        if os.path.ismount(the_rig.pool):
-            sh("umount", the_rig.pool)
-        shutil.rmtree(base, ignore_errors=True)
-        if not dockerd_was_up:
-            subprocess.run([os.path.join(ROOT, "tests", "stop_dockerd.sh")], check=False)
+        teardown(the_rig, dockerd_was_up)
 
 
 @pytest.fixture(scope="session")

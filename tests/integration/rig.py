@@ -2,7 +2,9 @@
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 
 import pymysql
@@ -107,6 +109,23 @@ class Rig:
         out = sh("btrfs", "subvolume", "list", "-o", self.pool).stdout
         return sorted(line.split(" path ", 1)[1] for line in out.splitlines() if " path " in line)
 
+    def gone(self, name):
+        """Nothing of the instance is left: container, volume, subvolume, folder."""
+        return (not self.containers(instance=name) and "myaas-" + name not in self.volumes()
+                and not [p for p in self.subvolumes() if p.startswith("instances/%s/" % name)]
+                and not os.path.exists(os.path.join(self.pool, "instances", name)))
+
+    def restart_dockerd(self):
+        """Stop dockerd, then let the host role start it again (hosts without an init system)."""
+        for pid in sh("pidof", "dockerd", check=False).stdout.split():
+            os.kill(int(pid), 15)
+        deadline = time.monotonic() + 60
+        while sh("pidof", "dockerd", check=False).stdout.strip() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not docker_is_up()
+        again = ansible_playbook("playbooks/provision.yml", "-e", "@" + self.vars_file)
+        assert again.returncode == 0, again.stdout[-3000:]
+
     def remove_everything(self):
         for container in self.containers():
             sh("docker", "rm", "--force", container, check=False)
@@ -120,12 +139,21 @@ class Rig:
                                password=password or instance["password"],
                                database=database or instance["database"], autocommit=True, connect_timeout=5)
 
+    @staticmethod
+    def connect_pg(instance, database=None, password=None):
+        import psycopg2  # pylint: disable=import-outside-toplevel
+        connection = psycopg2.connect(host="127.0.0.1", port=instance["port"], user=instance["user"],
+                                      password=password or instance["password"],
+                                      dbname=database or instance["database"], connect_timeout=5)
+        connection.autocommit = True
+        return connection
+
     def query(self, instance, sql, database=None):
-        connection = self.connect(instance, database)
+        connection = (self.connect_pg if instance.get("engine") == "postgresql" else self.connect)(instance, database)
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql)
-                return cursor.fetchall()
+                return cursor.fetchall() if cursor.description else []
         finally:
             connection.close()
 
@@ -136,3 +164,40 @@ class Rig:
                 return
             time.sleep(0.05)
         raise AssertionError("timed out waiting for " + what)
+
+
+PG_IMAGE = "myaas/postgresql:15"
+
+
+def provision(prefix="myaas-it-", size="12G", image="myaas/mariadb:10.11"):
+    """A rig of its own: loop-file pool under /tmp, dockerd and the image, made by the host role.
+
+    Returns (rig, dockerd_was_up); hand both to ``teardown`` when done.
+    """
+    dockerd_was_up = docker_is_up()
+    base = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    host_vars = {
+        "host_pool_path": os.path.join(base, "pool"),
+        "host_pool_file": os.path.join(base, "pool.img"),
+        "host_pool_size": size,
+        "host_pool_label": prefix.strip("-"),
+        "host_pool_persist": False,
+        "host_images": [{"name": image, "engine": "mariadb", "source": "build"},
+                        {"name": PG_IMAGE, "engine": "postgresql", "source": "build"}],
+        "host_python_libs_from": "pip",
+    }
+    vars_file = os.path.join(base, "vars.json")
+    with open(vars_file, "w", encoding="utf-8") as handle:
+        json.dump(host_vars, handle)
+    result = ansible_playbook("playbooks/provision.yml", "-e", "@" + vars_file)
+    return Rig(base, host_vars["host_pool_path"], image, vars_file, result), dockerd_was_up
+
+
+def teardown(rig, dockerd_was_up):
+    """Remove what the rig's session made: containers, volumes, the pool's mount, files, dockerd."""
+    rig.remove_everything()
+    if os.path.ismount(rig.pool):
+        sh("umount", rig.pool)
+    shutil.rmtree(rig.base, ignore_errors=True)
+    if not dockerd_was_up:
+        subprocess.run([os.path.join(ROOT, "tests", "stop_dockerd.sh")], check=False)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rig import ENV, ROOT, ansible_playbook, docker_is_up, module_argv, sh
+from rig import ENV, ROOT, module_argv, sh
 
 SAMPLE = os.path.join(ROOT, "samples", "shop.sql.gz")
 CUSTOMERS = 6000
@@ -19,13 +19,6 @@ def shop(rig):
     result = rig.template("shop", SAMPLE)
     assert not result.get("failed"), result
     return result["template"]
-
-
-def gone(rig, name):
-    """Nothing of the instance is left: container, volume, subvolume, folder."""
-    return (not rig.containers(instance=name) and "myaas-" + name not in rig.volumes()
-            and not [p for p in rig.subvolumes() if p.startswith("instances/%s/" % name)]
-            and not os.path.exists(os.path.join(rig.pool, "instances", name)))
 
 
 def test_new_db_playbook_hands_out_a_loaded_database(rig, shop):
@@ -39,7 +32,7 @@ def test_new_db_playbook_hands_out_a_loaded_database(rig, shop):
     assert rig.query(instance, "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
     assert "password" not in rig.info()["instances"][0]
     assert rig.playbook("playbooks/drop_db.yml", "-e", "name=nd-alice").returncode == 0
-    assert gone(rig, "nd-alice")
+    assert rig.gone("nd-alice")
 
 
 def test_default_name_comes_from_template_and_requester(rig, shop):
@@ -92,7 +85,7 @@ def test_second_call_is_unchanged_and_reset_discards_writes(rig, shop):
     other = rig.instance("idem", template="multi-does-not-matter")
     assert other["failed"] and "use state=reset" in other["msg"]
     removed = rig.instance("idem", state="absent")
-    assert removed["changed"] and gone(rig, "idem")
+    assert removed["changed"] and rig.gone("idem")
     assert rig.instance("idem", state="absent")["changed"] is False
 
 
@@ -100,7 +93,7 @@ def test_check_mode_creates_nothing(rig, shop):
     planned = rig.instance("dry", template="shop", check_mode=True)
     assert planned["changed"] and planned["operation"] == "create"
     assert planned["diff"]["after"]["template"] == "shop"
-    assert gone(rig, "dry")
+    assert rig.gone("dry")
 
 
 def test_ten_instances_at_once_get_distinct_ports(rig, shop, workdir):
@@ -175,23 +168,10 @@ def test_clones_during_a_reimport_are_whole(rig, workdir):
             rig.instance(name, state="absent")
 
 
-def restart_dockerd(rig):
-    pids = sh("pidof", "dockerd").stdout.split()
-    for pid in pids:
-        os.kill(int(pid), 15)
-    deadline = time.monotonic() + 60
-    while sh("pidof", "dockerd", check=False).stdout.strip() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not docker_is_up()
-    # The host role starts dockerd again on a host without an init system.
-    again = ansible_playbook("playbooks/provision.yml", "-e", "@" + rig.vars_file)
-    assert again.returncode == 0, again.stdout[-3000:]
-
-
 def test_instances_survive_a_docker_daemon_restart(rig, shop):
     dbs = [rig.instance(name, template="shop")["instance"] for name in ("survivor-1", "survivor-2")]
     try:
-        restart_dockerd(rig)
+        rig.restart_dockerd()
         for db in dbs:
             rig.wait_for(lambda db=db: _answers(rig, db), timeout=60, what="instance %s" % db["name"])
             again = rig.instance(db["name"], template="shop")
@@ -225,7 +205,7 @@ def test_reap_removes_expired_and_orphans_and_keeps_the_rest(rig, shop):
     assert rig.containers(instance="reap-expired")
     run = rig.playbook("playbooks/reap.yml")
     assert run.returncode == 0, run.stdout[-3000:]
-    assert gone(rig, "reap-expired") and gone(rig, "reap-lost")
+    assert rig.gone("reap-expired") and rig.gone("reap-lost")
     names = sorted(instance["name"] for instance in rig.info()["instances"] if instance["name"].startswith("reap-"))
     assert names == ["reap-forever", "reap-fresh", "reap-protected"]
     for name in names:
@@ -284,7 +264,7 @@ def test_password_is_in_no_failure_output_and_no_process_list(rig, shop, workdir
         assert secret not in failing.stdout
         assert len(seen) > 10
         assert not [line for snapshot in seen for line in snapshot.splitlines() if secret in line]
-        assert gone(rig, "secretive-2")
+        assert rig.gone("secretive-2")
         secret_file = os.path.join(rig.pool, "instances", "secretive", "secret.json")
         assert oct(os.stat(secret_file).st_mode & 0o777) == "0o600"
         assert secret not in sh("docker", "inspect", "myaas-secretive").stdout
@@ -296,7 +276,7 @@ def test_password_is_in_no_failure_output_and_no_process_list(rig, shop, workdir
 def test_missing_template_is_a_clear_error(rig):
     result = rig.instance("no-template", template="nosuchthing")
     assert result["failed"] and "Template nosuchthing does not exist" in result["msg"]
-    assert gone(rig, "no-template")
+    assert rig.gone("no-template")
 
 
 def test_template_imported_for_the_first_time_is_a_clear_error(rig, workdir):
@@ -308,7 +288,7 @@ def test_template_imported_for_the_first_time_is_a_clear_error(rig, workdir):
         rig.wait_for(lambda: rig.containers(role="import", template="first"), timeout=60, what="the import")
         result = rig.instance("too-early", template="first")
         assert result["failed"] and "being imported for the first time" in result["msg"]
-        assert gone(rig, "too-early")
+        assert rig.gone("too-early")
     finally:
         out = proc.communicate(timeout=300)[0]
         assert proc.returncode == 0, out

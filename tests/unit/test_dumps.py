@@ -7,10 +7,14 @@ import subprocess
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils import dumps
+from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 
 SQL = b"-- dump\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n"
 OWN = b"CREATE DATABASE IF NOT EXISTS a;\nUSE a;\nCREATE TABLE t (id int);\n"
+PG_OWN = b"--\n-- PostgreSQL database dump\n--\nCREATE DATABASE shop WITH TEMPLATE = template0;\n\\connect shop\n"
+MARIADB = get_engine("mariadb")
+POSTGRESQL = get_engine("postgresql")
 
 
 def write(tmp_path, name, data):
@@ -23,18 +27,28 @@ def write(tmp_path, name, data):
     (lambda d: d, "plain"), (gzip.compress, "gzip"), (bz2.compress, "bzip2"), (lzma.compress, "xz")])
 def test_format_is_read_from_content_not_suffix(tmp_path, compress, fmt):
     path = write(tmp_path, "misleading.sql.zst", compress(SQL))
-    assert dumps.inspect_dump(path) == (fmt, False)
+    assert dumps.inspect_dump(path, MARIADB) == (fmt, False)
 
 
 @pytest.mark.skipif(not shutil.which("zstd"), reason="zstd is installed by the host role")
 def test_zstd(tmp_path):
     path = write(tmp_path, "d.sql.zst", subprocess.run(["zstd", "-c"], input=SQL, stdout=subprocess.PIPE,
                                                        check=True).stdout)
-    assert dumps.inspect_dump(path) == ("zstd", False)
+    assert dumps.inspect_dump(path, MARIADB) == ("zstd", False)
 
 
 def test_dump_that_names_its_schemas(tmp_path):
-    assert dumps.inspect_dump(write(tmp_path, "d.sql.gz", gzip.compress(OWN))) == ("gzip", True)
+    assert dumps.inspect_dump(write(tmp_path, "d.sql.gz", gzip.compress(OWN)), MARIADB) == ("gzip", True)
+    assert dumps.inspect_dump(write(tmp_path, "p.sql", PG_OWN), POSTGRESQL) == ("plain", True)
+    assert dumps.inspect_dump(write(tmp_path, "p.sql", PG_OWN), MARIADB) == ("plain", True)
+    assert dumps.inspect_dump(write(tmp_path, "q.sql", SQL), POSTGRESQL) == ("plain", False)
+
+
+def test_pg_custom_archive_is_an_archive_for_postgresql_only(tmp_path):
+    path = write(tmp_path, "shop.dump", b"PGDMP\x01\x0e\x00\x04\x08\x01\x01\x01\x00\x00\x00")
+    assert dumps.inspect_dump(path, POSTGRESQL) == ("pg_custom", False)
+    with pytest.raises(MyaasError, match="is not an SQL dump"):
+        dumps.inspect_dump(path, MARIADB)
 
 
 @pytest.mark.parametrize("data,message", [
@@ -45,12 +59,12 @@ def test_dump_that_names_its_schemas(tmp_path):
 ])
 def test_what_is_not_a_dump_is_refused(tmp_path, data, message):
     with pytest.raises(MyaasError, match=message):
-        dumps.inspect_dump(write(tmp_path, "x.sql", data))
+        dumps.inspect_dump(write(tmp_path, "x.sql", data), MARIADB)
 
 
 def test_missing_dump(tmp_path):
     with pytest.raises(MyaasError, match="does not exist"):
-        dumps.inspect_dump(str(tmp_path / "nope.sql"))
+        dumps.inspect_dump(str(tmp_path / "nope.sql"), MARIADB)
 
 
 def test_stream_into_reports_a_truncated_archive(tmp_path):
@@ -65,6 +79,13 @@ def test_stream_into_reports_the_clients_error(tmp_path):
     with pytest.raises(MyaasError, match="ERROR 1064 at line 2"):
         dumps.stream_into(path, "gzip", ["sh", "-c", "cat >/dev/null; echo 'ERROR 1064 at line 2' >&2; exit 1"],
                           timeout=30)
+
+
+def test_stream_into_finds_psqls_error_line_among_other_output(tmp_path):
+    path = write(tmp_path, "d.sql", SQL)
+    script = "cat >/dev/null; echo SET; echo 'psql:<stdin>:7: ERROR:  syntax error at or near \"(\"'; echo x; exit 3"
+    with pytest.raises(MyaasError, match=r"psql:<stdin>:7: ERROR:  syntax error"):
+        dumps.stream_into(path, "plain", ["sh", "-c", script], timeout=30, error_re=POSTGRESQL.error_re)
 
 
 def test_stream_into_streams_everything(tmp_path):

@@ -12,11 +12,12 @@ MARIADB_SHUTDOWN_LOG = """\
 
 
 def test_unknown_engine_names_the_known_ones():
-    with pytest.raises(MyaasError, match="mariadb, mysql"):
+    assert sorted(ENGINES) == ["mariadb", "mysql", "postgresql"]
+    with pytest.raises(MyaasError, match="mariadb, mysql, postgresql"):
         get_engine("mongodb")
 
 
-@pytest.mark.parametrize("name", sorted(ENGINES))
+@pytest.mark.parametrize("name", ["mariadb", "mysql"])
 def test_bulk_load_settings_never_reach_clones(name):
     engine = get_engine(name)
     bulk = set(engine.bulk_load_args({}))
@@ -75,3 +76,35 @@ def test_mysql_follows_the_official_image():
 def test_ready_probe_ignores_the_official_images_temporary_server():
     probe = get_engine("mariadb").ready_probe()
     assert "skip_networking = 0" in probe[-1]
+
+
+def test_postgresql_bulk_settings_are_command_line_only():
+    engine = get_engine("postgresql")
+    args = engine.bulk_load_args({"maintenance_work_mem": "2GB"})
+    settings = dict(args[i + 1].split("=", 1) for i in range(0, len(args), 2) if args[i] == "-c")
+    assert settings["fsync"] == "off" and settings["full_page_writes"] == "off"
+    assert settings["wal_level"] == "minimal" and settings["maintenance_work_mem"] == "2GB"
+    assert "fsync=off" not in " ".join(engine.clone_args())
+    assert engine.stop_signal == "SIGINT" and engine.exec_user == "postgres"
+
+
+def test_postgresql_credentials_go_through_the_local_client():
+    engine = get_engine("postgresql")
+    assert engine.credentials_via == "local_client"
+    sql = engine.init_sql("dev", "it's", "shop")
+    assert "PASSWORD 'it''s'" in sql and "\\gexec" in sql and "CREATE DATABASE \"shop\"" in sql
+
+
+def test_postgresql_restore_runs_parallel_jobs():
+    argv = get_engine("postgresql").restore_argv("pg_custom", "shop", "/myaas/dump", 4)
+    assert argv[0] == "pg_restore" and "--exit-on-error" in argv
+    assert argv[argv.index("--jobs") + 1] == "4" and argv[argv.index("--dbname") + 1] == "shop"
+    assert argv[-1] == "/myaas/dump"
+
+
+def test_postgresql_logs():
+    engine = get_engine("postgresql")
+    assert engine.clean_shutdown("LOG:  shutting down\nLOG:  database system is shut down\n")
+    assert not engine.clean_shutdown("LOG:  received fast shutdown request\n")
+    assert engine.crash_recovery("LOG:  database system was not properly shut down; automatic recovery in progress")
+    assert engine.dsn("dev", "pw", "db1", 15432, "shop") == "postgresql://dev:pw@db1:15432/shop"

@@ -1,0 +1,265 @@
+"""MyAAS benchmark: what MyAAS promises, measured side by side on the real rig.
+
+    python bench/bench.py            # full: ~20 MB and >= 2 GB templates, n = 10
+    python bench/bench.py --quick    # small machines and `make test`: tiny sizes, n = 3
+
+Writes bench/results/results.json (every sample), results.md (the table with
+goals) and ready_time.png (instance ready time against template size).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
+
+from rig import ENV, provision, sh, teardown  # noqa: E402  pylint: disable=wrong-import-position
+
+GENERATOR = os.path.join(ROOT, "tools", "make_sample_dump.py")
+MB = 1000 * 1000
+
+
+def figure(samples, unit):
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "n": len(samples),
+            "unit": unit, "samples": [round(s, 4) for s in samples]}
+
+
+def make_dump(rig, customers, name):
+    path = os.path.join(rig.base, "%s.sql" % name)
+    sh(sys.executable, GENERATOR, "--customers", str(customers), "-o", path)
+    return path
+
+
+def timed(fn):
+    started = time.monotonic()
+    value = fn()
+    return time.monotonic() - started, value
+
+
+def select_one(rig, instance):
+    return rig.query(instance, "SELECT 1")[0][0] == 1
+
+
+def ready_times(rig, template, runs, prefix):
+    """Module call to a successful SELECT 1 with the returned credentials, and the module's own breakdown."""
+    totals, breakdown = [], {}
+    for run in range(runs):
+        name = "%s-%d" % (prefix, run)
+        started = time.monotonic()
+        result = rig.instance(name, template=template)
+        assert not result.get("failed"), result
+        assert select_one(rig, result["instance"])
+        totals.append(time.monotonic() - started)
+        for step, seconds in result["instance"].get("timings", {}).items():
+            breakdown.setdefault(step, []).append(seconds)
+        rig.instance(name, state="absent")
+    return figure(totals, "s"), dict((step, figure(values, "s")) for step, values in breakdown.items())
+
+
+def baseline_import(rig, dump):
+    """The same dump piped with the plain client into a server of the same image with its
+    default settings: from an empty datadir to loaded data, as myaas_template's figure is
+    (which also includes the clean shutdown and the freeze)."""
+    datadir = os.path.join(rig.base, "baseline")
+    os.makedirs(datadir)
+    container = "myaas-bench-baseline"
+    started = time.monotonic()
+    sh("docker", "run", "--detach", "--name", container, "--network", "none", "--label",
+       "org.myaas.pool=" + rig.pool, "--mount", "type=bind,source=%s,target=/var/lib/mysql" % datadir, rig.image)
+    try:
+        deadline = time.monotonic() + 120
+        while sh("docker", "exec", container, "mariadb", "-e", "SELECT 1", check=False).returncode != 0:
+            assert time.monotonic() < deadline, "baseline server did not start"
+            time.sleep(0.2)
+        sh("docker", "exec", container, "mariadb", "-e", "CREATE DATABASE bench")
+        with open(dump, "rb") as source:
+            subprocess.run(["docker", "exec", "-i", container, "mariadb", "bench"], stdin=source, check=True)
+        return time.monotonic() - started
+    finally:
+        sh("docker", "rm", "--force", container, check=False)
+        sh("rm", "-rf", datadir)
+
+
+def concurrent(rig, count):
+    inventory = os.path.join(rig.base, "hosts.json")
+    with open(inventory, "w", encoding="utf-8") as handle:
+        json.dump({"all": {"hosts": dict(("w%d" % i, {}) for i in range(count)),
+                           "vars": {"ansible_connection": "local",
+                                    "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}, handle)
+    playbook = os.path.join(rig.base, "many.yml")
+    with open(playbook, "w", encoding="utf-8") as handle:
+        handle.write("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                     "    - myaas.myaas.myaas_instance: {name: 'conc-{{ inventory_hostname }}', template: small, "
+                     "pool: %s}\n      register: db\n"
+                     "    - ansible.builtin.debug: {msg: 'PORT={{ db.instance.port }}'}\n" % rig.pool)
+    seconds, run = timed(lambda: subprocess.run(["ansible-playbook", "-i", inventory, "--forks", str(count), playbook],
+                                                cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                text=True, check=False))
+    ports = set(line.split("PORT=")[1].strip('" ') for line in run.stdout.splitlines() if "PORT=" in line)
+    for i in range(count):
+        rig.instance("conc-w%d" % i, state="absent")
+    return seconds, run.returncode == 0 and len(ports) == count
+
+
+def new_db_walltime(rig, runs):
+    samples = []
+    for run in range(runs):
+        seconds, result = timed(lambda run=run: rig.playbook("playbooks/new_db.yml", "-e", "template=small",
+                                                             "-e", "name=pb-%d" % run))
+        assert result.returncode == 0, result.stdout[-2000:]
+        samples.append(seconds)
+        rig.instance("pb-%d" % run, state="absent")
+    return figure(samples, "s")
+
+
+def resets(rig, runs):
+    created = rig.instance("resetme", template="small")["instance"]
+    samples = []
+    for _run in range(runs):
+        rig.query(created, "DELETE FROM reviews")
+        started = time.monotonic()
+        result = rig.instance("resetme", state="reset")
+        assert not result.get("failed"), result
+        assert rig.query(created, "SELECT COUNT(*) FROM reviews")[0][0] > 0
+        samples.append(time.monotonic() - started)
+    rig.instance("resetme", state="absent")
+    return figure(samples, "s")
+
+
+def space(rig, template):
+    rig.instance("space", template=template)
+    sh("sync")
+    [instance] = rig.info(name="space")["instances"]
+    size = [t for t in rig.info()["templates"] if t["name"] == template][0]["bytes"]
+    rig.instance("space", state="absent")
+    return instance["exclusive_bytes"], size
+
+
+def run(args):
+    rig, dockerd_was_up = provision(prefix="myaas-bench-", size=args.pool_size)
+    results = {"mode": "quick" if args.quick else "full", "runs": args.runs, "figures": {}}
+    try:
+        assert rig.provision.returncode == 0, rig.provision.stdout[-3000:]
+        figures = results["figures"]
+        templates = {}
+        for label, customers in (("small", args.small), ("large", args.large)):
+            dump = make_dump(rig, customers, label)
+            seconds, imported = timed(lambda dump=dump, label=label: rig.template(label, dump))
+            assert imported["changed"], imported
+            templates[label] = {"dump_bytes": os.path.getsize(dump), "template_bytes": imported["template"]["size_bytes"],
+                                "import_seconds": imported["template"]["import_seconds"]}
+            print("template %s: %.1f MB dump imported in %.1f s" % (label, templates[label]["dump_bytes"] / MB, seconds))
+        results["templates"] = templates
+
+        baseline = baseline_import(rig, os.path.join(rig.base, "large.sql"))
+        myaas = templates["large"]["import_seconds"]
+        figures["import"] = {"dump": "large", "myaas_seconds": myaas, "plain_client_seconds": baseline,
+                             "myaas_mb_per_s": templates["large"]["dump_bytes"] / MB / myaas,
+                             "plain_mb_per_s": templates["large"]["dump_bytes"] / MB / baseline,
+                             "speedup": baseline / myaas, "goal": ">= 2x"}
+
+        for label in ("small", "large"):
+            figures["ready_" + label], figures["ready_breakdown_" + label] = ready_times(rig, label, args.runs, label)
+        figures["ready_ratio_large_small"] = figures["ready_large"]["median"] / figures["ready_small"]["median"]
+        figures["new_db_playbook"] = new_db_walltime(rig, max(3, args.runs // 2))
+        exclusive, size = space(rig, "large")
+        figures["space"] = {"exclusive_bytes": exclusive, "template_bytes": size, "ratio": exclusive / size}
+        seconds, ok = concurrent(rig, 10)
+        figures["concurrency_10"] = {"seconds": seconds, "all_ready_distinct_ports": ok}
+        figures["reset"] = resets(rig, args.runs)
+    finally:
+        teardown(rig, dockerd_was_up)
+    return results
+
+
+def goals(figures):
+    return [
+        ("instance ready, small (median)", "%.2f s" % figures["ready_small"]["median"], "<= 1.5 s",
+         figures["ready_small"]["median"] <= 1.5),
+        ("instance ready, large (median)", "%.2f s" % figures["ready_large"]["median"], "<= 1.5 s",
+         figures["ready_large"]["median"] <= 1.5),
+        ("ready large / small", "%.2f" % figures["ready_ratio_large_small"], "<= 1.2",
+         figures["ready_ratio_large_small"] <= 1.2),
+        ("new_db.yml wall time (median)", "%.2f s" % figures["new_db_playbook"]["median"], "<= 4 s",
+         figures["new_db_playbook"]["median"] <= 4),
+        ("fresh instance exclusive / template", "%.2f %%" % (100 * figures["space"]["ratio"]), "<= 1 %",
+         figures["space"]["ratio"] <= 0.01),
+        ("import speedup vs plain client", "%.2fx (%.1f vs %.1f MB/s)" % (
+            figures["import"]["speedup"], figures["import"]["myaas_mb_per_s"], figures["import"]["plain_mb_per_s"]),
+         ">= 2x", figures["import"]["speedup"] >= 2),
+        ("10 instances at once", "%.1f s" % figures["concurrency_10"]["seconds"], "<= 10 s, distinct ports",
+         figures["concurrency_10"]["seconds"] <= 10 and figures["concurrency_10"]["all_ready_distinct_ports"]),
+        ("reset (median)", "%.2f s" % figures["reset"]["median"], "<= 1.5 s", figures["reset"]["median"] <= 1.5),
+    ]
+
+
+def write(results, outdir):
+    os.makedirs(outdir, exist_ok=True)
+    with open(os.path.join(outdir, "results.json"), "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=2, sort_keys=True)
+    figures = results["figures"]
+    lines = ["# MyAAS benchmark (%s mode, n = %d)" % (results["mode"], results["runs"]), "",
+             "| figure | measured | goal | met |", "|---|---|---|---|"]
+    lines += ["| %s | %s | %s | %s |" % (name, value, goal, "yes" if met else "NO")
+              for name, value, goal, met in goals(figures)]
+    lines += ["", "Templates: " + ", ".join("%s %.1f MB dump, %.1f MB on the pool" % (
+        label, t["dump_bytes"] / MB, t["template_bytes"] / MB) for label, t in results["templates"].items()), "",
+        "Ready-time breakdown (median seconds): " + "; ".join(
+            "%s: %s" % (label, ", ".join("%s %.3f" % (step, f["median"])
+                                         for step, f in sorted(figures["ready_breakdown_" + label].items())))
+            for label in ("small", "large"))]
+    with open(os.path.join(outdir, "results.md"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    chart(results, os.path.join(outdir, "ready_time.png"))
+    print("\n".join(lines))
+
+
+def chart(results, path):
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+    sizes, medians, lows, highs = [], [], [], []
+    for label in ("small", "large"):
+        ready = results["figures"]["ready_" + label]
+        sizes.append(results["templates"][label]["template_bytes"] / MB)
+        medians.append(ready["median"])
+        lows.append(ready["median"] - ready["min"])
+        highs.append(ready["max"] - ready["median"])
+    fig, axes = pyplot.subplots(figsize=(6, 4))
+    axes.errorbar(sizes, medians, yerr=[lows, highs], fmt="o-", capsize=4)
+    axes.set_xscale("log")
+    axes.set_xlabel("template size on the pool (MB)")
+    axes.set_ylabel("instance ready time (s): call to SELECT 1")
+    axes.axhline(1.5, color="red", linestyle="--", label="goal 1.5 s")
+    axes.set_ylim(bottom=0)
+    axes.legend()
+    axes.set_title("MyAAS instance ready time vs template size")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and 3 runs, for small machines and CI")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 10, quick 3)")
+    parser.add_argument("--small", type=int, help="customers in the small dump (default 45000: ~20 MB)")
+    parser.add_argument("--large", type=int, help="customers in the large dump (default 4600000: > 2 GB of SQL)")
+    parser.add_argument("--pool-size", help="sparse size of the bench pool (default 40G, quick 8G)")
+    parser.add_argument("--output", default=os.path.join(ROOT, "bench", "results"))
+    args = parser.parse_args()
+    args.runs = args.runs or (3 if args.quick else 10)
+    args.small = args.small or (2000 if args.quick else 45000)
+    args.large = args.large or (20000 if args.quick else 4600000)
+    args.pool_size = args.pool_size or ("8G" if args.quick else "40G")
+    write(run(args), args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

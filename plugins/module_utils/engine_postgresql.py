@@ -1,0 +1,114 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL: MyAAS's offline-built image and the official `postgres` image."""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.myaas.myaas.plugins.module_utils.engine import Engine
+
+
+def quote_literal(value):
+    return "'" + value.replace("'", "''") + "'"
+
+
+def quote_ident(value):
+    return '"' + value.replace('"', '""') + '"'
+
+
+class PostgreSQL(Engine):
+    name = "postgresql"
+    default_image = "postgres:15"
+    datadir = "/var/lib/postgresql/data"
+    port = 5432
+    dsn_scheme = "postgresql"
+    exec_user = "postgres"
+    # SIGINT is PostgreSQL's fast shutdown: it ends sessions, writes a
+    # shutdown checkpoint and marks the cluster "shut down" in its control file.
+    stop_signal = "SIGINT"
+    credentials_via = "local_client"
+    own_schema_re = re.compile(rb"^\s*(CREATE\s+DATABASE\s|\\connect\s)", re.IGNORECASE | re.MULTILINE)
+    archive_magic = {b"PGDMP": "pg_custom"}
+    error_re = re.compile(r"(^ERROR|: ERROR: |^pg_restore: error)")
+    # Loading needs no crash safety: a failed import is thrown away, and the
+    # import ends with a clean shutdown. Given on the command line, none of
+    # this reaches postgresql.conf, so clones never see it.
+    bulk_args = (
+        "-c", "fsync=off",
+        "-c", "full_page_writes=off",
+        "-c", "synchronous_commit=off",
+        "-c", "wal_level=minimal",
+        "-c", "max_wal_senders=0",
+        "-c", "archive_mode=off",
+        "-c", "autovacuum=off",
+        "-c", "checkpoint_timeout=1h",
+        "-c", "max_wal_size=8GB",
+    )
+    default_tuning = {"maintenance_work_mem": "512MB", "shared_buffers": "512MB"}
+
+    def bulk_load_args(self, tuning):
+        settings = dict(self.default_tuning)
+        settings.update(tuning or {})
+        args = list(self.bulk_args)
+        for key in sorted(settings):
+            args += ["-c", "%s=%s" % (key, settings[key])]
+        return args
+
+    def clone_args(self):
+        return ["-c", "shared_buffers=32MB", "-c", "max_connections=50"]
+
+    def import_env(self):
+        # The official image initialises an empty datadir only with a
+        # superuser password decision; local logins use the socket (trust in
+        # that image, peer in ours), and an import container has no network.
+        return {"POSTGRES_HOST_AUTH_METHOD": "scram-sha-256", "POSTGRES_PASSWORD": "unused-no-network"}
+
+    def local_client(self, database=None):
+        return ["psql", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--username", "postgres",
+                "--dbname", database or "postgres"]
+
+    def ready_probe(self):
+        # Official images initialise with a temporary server that listens on
+        # no TCP address; only the real server counts.
+        return self.local_client() + ["--tuples-only", "--no-align", "--command",
+                                      "SELECT 1 WHERE current_setting('listen_addresses') <> ''"]
+
+    def restore_argv(self, fmt, database, path, jobs):
+        return ["pg_restore", "--exit-on-error", "--no-owner", "--username", "postgres",
+                "--jobs", str(jobs), "--dbname", database or "postgres"] + ([] if database else ["--create"]) + [path]
+
+    def create_database_sql(self, database):
+        return "CREATE DATABASE %s;\n" % quote_ident(database)
+
+    def before_shutdown_sql(self):
+        return "CHECKPOINT;\n"
+
+    def clean_shutdown(self, log_text):
+        return "database system is shut down" in log_text
+
+    def crash_recovery(self, log_text):
+        return "not properly shut down" in log_text or "redo starts at" in log_text
+
+    def init_sql(self, user, password, database):
+        role = quote_ident(user)
+        lines = [
+            "SELECT 'CREATE ROLE %s' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)\\gexec"
+            % (role.replace("'", "''"), quote_literal(user)),
+            "ALTER ROLE %s WITH LOGIN SUPERUSER PASSWORD %s;" % (role, quote_literal(password)),
+        ]
+        if database:
+            lines.append("SELECT 'CREATE DATABASE %s' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = %s)"
+                         "\\gexec" % (quote_ident(database).replace("'", "''"), quote_literal(database)))
+        return "\n".join(lines) + "\n"
+
+    def probe_login(self, host, port, user, password, database, timeout):
+        import psycopg2  # pylint: disable=import-outside-toplevel
+        connection = psycopg2.connect(host=host, port=port, user=user, password=password,
+                                      dbname=database or "postgres", connect_timeout=max(1, int(timeout)))
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                return cursor.fetchone()[0] == 1
+        finally:
+            connection.close()

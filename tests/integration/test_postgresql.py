@@ -1,0 +1,196 @@
+"""The PostgreSQL engine, end to end on the real rig: what the MariaDB path proves, proved again."""
+
+import gzip
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from rig import ENV, PG_IMAGE, ROOT, sh
+
+CUSTOMERS = 3000
+
+
+@pytest.fixture(scope="module")
+def pg_sql(rig):
+    path = os.path.join(rig.base, "shop-pg.sql")
+    sh(os.path.join(ROOT, ".venv", "bin", "python"), os.path.join(ROOT, "tools", "make_sample_dump.py"),
+       "--dialect", "postgresql", "--customers", str(CUSTOMERS), "-o", path)
+    return path
+
+
+def pg_template(rig, name, src, **options):
+    return rig.template(name, src, engine="postgresql", image=PG_IMAGE, **options)
+
+
+@pytest.fixture(scope="module")
+def pgshop(rig, pg_sql):
+    result = pg_template(rig, "pgshop", pg_sql)
+    assert result["changed"], result
+    return result["template"]
+
+
+def compress(src, dest, fmt):
+    if fmt == "plain":
+        sh("cp", src, dest)
+    else:
+        tool = {"gzip": ["gzip"], "bzip2": ["bzip2"], "xz": ["xz"], "zstd": ["zstd", "-q"]}[fmt]
+        with open(src, "rb") as source, open(dest, "wb") as out:
+            subprocess.run(tool + ["-c"], stdin=source, stdout=out, check=True)
+    return dest
+
+
+def check_shop(rig, instance):
+    assert instance["engine"] == "postgresql" and instance["dsn"].startswith("postgresql://")
+    assert rig.query(instance, "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
+    assert rig.query(instance, "SELECT COUNT(*) FROM order_totals")[0][0] > 0
+    assert rig.query(instance, "SELECT COUNT(*) FROM customers WHERE full_name LIKE '%Zoë%'")[0][0] > 0
+    stock = rig.query(instance, "SELECT stock FROM products WHERE id = 1")[0][0]
+    order = rig.query(instance, "INSERT INTO orders (customer_id, status, ordered_at) "
+                                "VALUES (1, 'new', now()) RETURNING id")[0][0]
+    rig.query(instance, "INSERT INTO order_items VALUES (%d, 1, 2, 100)" % order)
+    assert rig.query(instance, "SELECT stock FROM products WHERE id = 1")[0][0] == stock - 2
+    log = sh("docker", "logs", instance["container"]).stdout
+    assert "not properly shut down" not in log and "redo starts" not in log
+    assert "database system is ready to accept connections" in log
+
+
+@pytest.mark.parametrize("fmt,suffix", [("plain", "sql"), ("gzip", "sql.gz"), ("bzip2", "sql.bz2"),
+                                        ("xz", "sql.xz"), ("zstd", "sql.zst")])
+def test_plain_dumps_in_every_compression(rig, pg_sql, workdir, fmt, suffix):
+    name = "pg-" + fmt
+    src = compress(pg_sql, os.path.join(workdir, "shop." + suffix), fmt)
+    result = pg_template(rig, name, src)
+    assert result["changed"], result
+    assert result["template"]["engine"] == "postgresql"
+    assert sh("btrfs", "property", "get", "-ts", result["template"]["path"], "ro").stdout.strip() == "ro=true"
+    db = rig.instance("c-" + name, template=name)
+    try:
+        assert not db.get("failed"), db
+        check_shop(rig, db["instance"])
+    finally:
+        rig.instance("c-" + name, state="absent")
+
+
+def test_custom_format_archive_restores_in_parallel(rig, pgshop, workdir):
+    source = rig.instance("pg-dumper", template="pgshop")["instance"]
+    archive = os.path.join(workdir, "shop.dump")
+    try:
+        with open(archive, "wb") as out:
+            subprocess.run(["docker", "exec", "--user", "postgres", source["container"], "pg_dump", "--format=custom",
+                            "--dbname", "pgshop"], stdout=out, check=True)
+    finally:
+        rig.instance("pg-dumper", state="absent")
+    result = pg_template(rig, "pg-custom", archive, restore_jobs=2)
+    assert result["changed"], result
+    db = rig.instance("c-pg-custom", template="pg-custom")["instance"]
+    try:
+        check_shop(rig, db)
+    finally:
+        rig.instance("c-pg-custom", state="absent")
+
+
+def test_unchanged_dump_starts_nothing(rig, pg_sql, pgshop):
+    since = int(time.time())
+    again = pg_template(rig, "pgshop", pg_sql)
+    assert again["changed"] is False and again["template"]["generation"] == pgshop["generation"]
+    created = sh("docker", "events", "--since", str(since), "--until", str(int(time.time()) + 1),
+                 "--filter", "event=create", "--filter", "label=org.myaas.role=import",
+                 "--format", "{{.Actor.Attributes.name}}").stdout.split()
+    assert created == []
+
+
+def test_broken_dumps_leave_the_template_intact(rig, pg_sql, pgshop, workdir):
+    with open(pg_sql, "rb") as handle:
+        sql = handle.read()
+    middle = sql.index(b"\n", len(sql) // 2) + 1
+    cases = {
+        "syntax.sql": (sql[:middle] + b"INSERT INTO customers VALUES (1,2,;\n" + sql[middle:], "ERROR"),
+        "truncated.sql.gz": (gzip.compress(sql)[:len(sql) // 10], "damaged"),
+        "empty.sql": (b"", "is empty"),
+        "picture.sql": (b"\x89PNG\r\n\x1a\n" + os.urandom(512), "is not an SQL dump"),
+    }
+    before = rig.template_json("pgshop")
+    for name, (data, message) in cases.items():
+        path = os.path.join(workdir, name)
+        with open(path, "wb") as out:
+            out.write(data)
+        result = pg_template(rig, "pgshop", path)
+        assert result["failed"] and message in result["msg"], (name, result["msg"])
+        assert rig.template_json("pgshop") == before, name
+        assert sorted(os.listdir(os.path.join(rig.pool, "templates", "pgshop"))) == \
+            ["gen-%d" % pgshop["generation"], "template.json"], name
+        assert not rig.containers(role="import", template="pgshop"), name
+    assert "syntax error" in pg_template(rig, "pgshop", os.path.join(workdir, "syntax.sql"))["msg"]
+
+
+def test_clones_are_isolated_reset_and_removed(rig, pgshop):
+    first = rig.instance("pg-a", template="pgshop")
+    second = rig.instance("pg-b", template="pgshop")["instance"]
+    db = first["instance"]
+    try:
+        assert db["port"] != second["port"]
+        assert first["instance"]["timings"]["snapshot"] < 1
+        rig.query(db, "DELETE FROM reviews")
+        assert rig.query(db, "SELECT COUNT(*) FROM reviews")[0][0] == 0
+        assert rig.query(second, "SELECT COUNT(*) FROM reviews")[0][0] > 0
+        again = rig.instance("pg-a", template="pgshop")
+        assert again["changed"] is False and again["instance"]["password"] == db["password"]
+        reset = rig.instance("pg-a", state="reset")
+        assert reset["changed"] and reset["instance"]["port"] == db["port"]
+        assert rig.query(db, "SELECT COUNT(*) FROM reviews")[0][0] > 0
+        with pytest.raises(Exception):
+            rig.connect_pg(db, password=second["password"])
+        assert db["password"] not in sh("docker", "inspect", db["container"]).stdout
+    finally:
+        for name in ("pg-a", "pg-b"):
+            rig.instance(name, state="absent")
+    assert rig.gone("pg-a") and rig.gone("pg-b")
+
+
+def test_ten_at_once(rig, pgshop, workdir):
+    inventory = os.path.join(workdir, "hosts.json")
+    with open(inventory, "w", encoding="utf-8") as handle:
+        json.dump({"all": {"hosts": dict(("pgw%d" % i, {}) for i in range(10)),
+                           "vars": {"ansible_connection": "local",
+                                    "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}, handle)
+    playbook = os.path.join(workdir, "many.yml")
+    with open(playbook, "w", encoding="utf-8") as handle:
+        handle.write("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                     "    - myaas.myaas.myaas_instance: {name: '{{ inventory_hostname }}', template: pgshop, pool: %s}\n"
+                     % rig.pool)
+    run = subprocess.run(["ansible-playbook", "-i", inventory, "--forks", "10", playbook], cwd=ROOT, env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    try:
+        assert run.returncode == 0, run.stdout[-4000:]
+        instances = [i for i in rig.info()["instances"] if i["name"].startswith("pgw")]
+        assert len(instances) == 10 and len(set(i["port"] for i in instances)) == 10
+    finally:
+        for i in range(10):
+            rig.instance("pgw%d" % i, state="absent")
+
+
+def test_survives_a_docker_daemon_restart_and_is_reaped(rig, pgshop):
+    db = rig.instance("pg-survivor", template="pgshop", ttl="2s")["instance"]
+    keep = rig.instance("pg-keeper", template="pgshop", ttl="8h")["instance"]
+    try:
+        rig.restart_dockerd()
+
+        def answers():
+            try:
+                return rig.query(db, "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
+            except Exception:  # pylint: disable=broad-exception-caught
+                return False
+        rig.wait_for(answers, timeout=60, what="the PostgreSQL instance after the restart")
+        again = rig.instance("pg-survivor", template="pgshop")
+        assert (again["instance"]["port"], again["instance"]["password"]) == (db["port"], db["password"])
+        time.sleep(2)
+        reaped = rig.playbook("playbooks/reap.yml")
+        assert reaped.returncode == 0, reaped.stdout[-3000:]
+        assert rig.gone("pg-survivor")
+        assert rig.query(keep, "SELECT 1")[0][0] == 1
+    finally:
+        for name in ("pg-survivor", "pg-keeper"):
+            rig.instance(name, state="absent")
