@@ -32,7 +32,8 @@ DECOMPRESSORS = {
 PEEK_BYTES = 256 * 1024
 _SQL_START_RE = re.compile(
     rb"^\s*(--|/\*|#|SET\s|CREATE\s|DROP\s|USE\s|INSERT\s|LOCK\s|START\s|BEGIN|DELIMITER\s|ALTER\s|"
-    rb"SELECT\s|COPY\s|\\connect\s)", re.IGNORECASE)
+    rb"SELECT\s|COPY\s|\\connect\s|UPDATE\s|DELETE\s|REPLACE\s|GRANT\s|REVOKE\s|TRUNCATE\s|WITH\s|CALL\s|"
+    rb"RENAME\s|COMMENT\s|ANALYZE|VACUUM|\\set\s)", re.IGNORECASE)
 
 
 def detect_format(path, archives=None):

@@ -43,8 +43,12 @@ class Engine:
         """argv, run in the container, that restores an archive at ``path``."""
         raise NotImplementedError
 
-    def bulk_load_args(self, tuning):
-        """Server arguments for an import: fast and unsafe, never used by clones."""
+    def bulk_load_args(self, tuning, memory_bytes):
+        """Server arguments for an import: fast and unsafe, never used by clones.
+
+        ``memory_bytes`` is the host's memory; buffers are sized from it unless
+        ``tuning`` says otherwise.
+        """
         raise NotImplementedError
 
     def clone_args(self):
@@ -101,3 +105,9 @@ def quote_sql_string(value):
 
 def quote_identifier(value):
     return "`" + value.replace("`", "``") + "`"
+
+
+def share_of(memory_bytes, fraction, low, high):
+    """A fraction of the host's memory, in whole MiB, kept within [low, high] MiB: '1024M'."""
+    mib = int(memory_bytes * fraction) // 2 ** 20
+    return "%dM" % max(low, min(high, mib))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engine import (
-    Engine, quote_identifier, quote_sql_string)
+    Engine, quote_identifier, quote_sql_string, share_of)
 
 
 class MariaDB(Engine):
@@ -28,10 +28,9 @@ class MariaDB(Engine):
         "--skip-innodb-stats-persistent",
         "--max-allowed-packet=1G",
     )
-    default_tuning = {"innodb-buffer-pool-size": "1G"}
-
-    def bulk_load_args(self, tuning):
-        settings = dict(self.default_tuning)
+    def bulk_load_args(self, tuning, memory_bytes):
+        # A quarter of the host's memory: imports run at night, next to idle clones.
+        settings = {"innodb-buffer-pool-size": share_of(memory_bytes, 0.25, 256, 8192)}
         settings.update(dict((key.replace("_", "-"), value) for key, value in (tuning or {}).items()))
         return (list(self.common_args) + list(self.bulk_args)
                 + ["--%s=%s" % (key, settings[key]) for key in sorted(settings)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engine import Engine
+from ansible_collections.myaas.myaas.plugins.module_utils.engine import Engine, share_of
 
 
 def quote_literal(value):
@@ -45,10 +45,11 @@ class PostgreSQL(Engine):
         "-c", "checkpoint_timeout=1h",
         "-c", "max_wal_size=8GB",
     )
-    default_tuning = {"maintenance_work_mem": "512MB", "shared_buffers": "512MB"}
-
-    def bulk_load_args(self, tuning):
-        settings = dict(self.default_tuning)
+    def bulk_load_args(self, tuning, memory_bytes):
+        # Index builds after COPY use maintenance_work_mem; shared buffers
+        # hold the tables being loaded.
+        settings = {"shared_buffers": share_of(memory_bytes, 0.125, 128, 4096) + "B",
+                    "maintenance_work_mem": share_of(memory_bytes, 0.0625, 64, 2048) + "B"}
         settings.update(tuning or {})
         args = list(self.bulk_args)
         for key in sorted(settings):

@@ -29,6 +29,10 @@ DUMP_MOUNT = "/myaas/dump"
 LOW_SPACE_BYTES = 64 * 2 ** 20
 
 
+def host_memory_bytes():
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def metadata_path(pool, name):
     return os.path.join(pool.template_dir(name), METADATA)
 
@@ -209,7 +213,7 @@ class TemplateManager:
             # socket: no port, no network, no password.
             "network": "none",
             "env": self.engine.import_env(),
-            "args": self.engine.bulk_load_args(self.params["tuning"]),
+            "args": self.engine.bulk_load_args(self.params["tuning"], host_memory_bytes()),
         }
 
     def _wait_ready(self, container, timeout):

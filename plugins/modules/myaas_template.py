@@ -78,6 +78,8 @@ options:
     description:
       - "Server settings for the import only, as C(option: value), e.g. C(innodb_buffer_pool_size: 4G).
         They override the bulk-load defaults and never reach instances."
+      - By default the import server's buffers are sized from the host's memory (MariaDB's buffer pool a
+        quarter of it, at most 8 GiB; PostgreSQL's C(shared_buffers) an eighth, at most 4 GiB).
     type: dict
     default: {}
   keep_generations:

@@ -35,6 +35,7 @@ def shop_sql(rig):
 
 @pytest.fixture
 def workdir(rig, request):
-    path = os.path.join(rig.base, "work", request.node.name.replace("[", "-").replace("]", ""))
+    test = "%s-%s" % (request.module.__name__, request.node.name)
+    path = os.path.join(rig.base, "work", test.replace("[", "-").replace("]", ""))
     os.makedirs(path)
     return path

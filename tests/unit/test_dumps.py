@@ -37,6 +37,12 @@ def test_zstd(tmp_path):
     assert dumps.inspect_dump(path, MARIADB) == ("zstd", False)
 
 
+@pytest.mark.parametrize("script", [b"UPDATE customers SET email = NULL;\n", b"DELETE FROM t;\n",
+                                    b"GRANT SELECT ON *.* TO 'r'@'%';\n", b"TRUNCATE t;\n"])
+def test_post_import_scripts_pass_as_sql(tmp_path, script):
+    assert dumps.inspect_dump(write(tmp_path, "post.sql", script), MARIADB) == ("plain", False)
+
+
 def test_dump_that_names_its_schemas(tmp_path):
     assert dumps.inspect_dump(write(tmp_path, "d.sql.gz", gzip.compress(OWN)), MARIADB) == ("gzip", True)
     assert dumps.inspect_dump(write(tmp_path, "p.sql", PG_OWN), POSTGRESQL) == ("plain", True)

@@ -3,6 +3,7 @@ import pytest
 from ansible_collections.myaas.myaas.plugins.module_utils.engines import ENGINES, get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 
+GIB = 2 ** 30
 MARIADB_SHUTDOWN_LOG = """\
 2026-11-24 22:57:35 0 [Note] mariadbd (initiated by: unknown): Normal shutdown
 2026-11-24 22:57:35 0 [Note] InnoDB: Starting shutdown...
@@ -20,7 +21,7 @@ def test_unknown_engine_names_the_known_ones():
 @pytest.mark.parametrize("name", ["mariadb", "mysql"])
 def test_bulk_load_settings_never_reach_clones(name):
     engine = get_engine(name)
-    bulk = set(engine.bulk_load_args({}))
+    bulk = set(engine.bulk_load_args({}, GIB))
     clone = set(engine.clone_args())
     for risky in ("flush-log-at-trx-commit", "doublewrite", "log-bin"):
         assert any(risky in arg for arg in bulk), risky
@@ -30,10 +31,16 @@ def test_bulk_load_settings_never_reach_clones(name):
 
 
 def test_tuning_overrides_the_defaults():
-    args = get_engine("mariadb").bulk_load_args({"innodb_buffer_pool_size": "4G", "max_connections": 10})
+    args = get_engine("mariadb").bulk_load_args({"innodb_buffer_pool_size": "4G", "max_connections": 10}, 24 * GIB)
     assert "--innodb-buffer-pool-size=4G" in args
-    assert "--innodb-buffer-pool-size=1G" not in args
+    assert "--innodb-buffer-pool-size=6144M" not in args
     assert "--max-connections=10" in args
+
+
+@pytest.mark.parametrize("memory,pool", [(GIB // 2, "256M"), (4 * GIB, "1024M"), (24 * GIB, "6144M"),
+                                         (256 * GIB, "8192M")])
+def test_buffer_pool_follows_the_hosts_memory(memory, pool):
+    assert "--innodb-buffer-pool-size=" + pool in get_engine("mariadb").bulk_load_args({}, memory)
 
 
 def test_mariadb_clean_shutdown_needs_both_lines_in_order():
@@ -68,7 +75,7 @@ def test_mysql_follows_the_official_image():
     engine = get_engine("mysql")
     assert engine.default_image == "mysql:8.0"
     assert engine.import_env() == {"MYSQL_ALLOW_EMPTY_PASSWORD": "yes"}
-    assert "--disable-log-bin" in engine.bulk_load_args({})
+    assert "--disable-log-bin" in engine.bulk_load_args({}, GIB)
     assert engine.clean_shutdown("[System] [MY-010910] [Server] /usr/sbin/mysqld: Shutdown complete (mysqld 8.0.40)")
     assert engine.dsn("u", "p", "h", 1, "d") == "mysql://u:p@h:1/d"
 
@@ -80,10 +87,11 @@ def test_ready_probe_ignores_the_official_images_temporary_server():
 
 def test_postgresql_bulk_settings_are_command_line_only():
     engine = get_engine("postgresql")
-    args = engine.bulk_load_args({"maintenance_work_mem": "2GB"})
+    args = engine.bulk_load_args({"maintenance_work_mem": "2GB"}, 24 * GIB)
     settings = dict(args[i + 1].split("=", 1) for i in range(0, len(args), 2) if args[i] == "-c")
     assert settings["fsync"] == "off" and settings["full_page_writes"] == "off"
     assert settings["wal_level"] == "minimal" and settings["maintenance_work_mem"] == "2GB"
+    assert settings["shared_buffers"] == "3072MB"
     assert "fsync=off" not in " ".join(engine.clone_args())
     assert engine.stop_signal == "SIGINT" and engine.exec_user == "postgres"
 
