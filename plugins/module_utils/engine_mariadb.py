@@ -28,6 +28,7 @@ class MariaDB(Engine):
         "--skip-innodb-stats-persistent",
         "--max-allowed-packet=1G",
     )
+
     def bulk_load_args(self, tuning, memory_bytes):
         # A quarter of the host's memory: imports run at night, next to idle clones.
         settings = {"innodb-buffer-pool-size": share_of(memory_bytes, 0.25, 256, 8192)}

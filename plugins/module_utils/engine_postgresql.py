@@ -45,6 +45,7 @@ class PostgreSQL(Engine):
         "-c", "checkpoint_timeout=1h",
         "-c", "max_wal_size=8GB",
     )
+
     def bulk_load_args(self, tuning, memory_bytes):
         # Index builds after COPY use maintenance_work_mem; shared buffers
         # hold the tables being loaded.
