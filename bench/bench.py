@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
-from rig import ENV, provision, sh, teardown  # noqa: E402  pylint: disable=wrong-import-position
+from rig import PG_IMAGE, provision, sh, teardown  # noqa: E402  pylint: disable=wrong-import-position
 
 GENERATOR = os.path.join(ROOT, "tools", "make_sample_dump.py")
 MB = 1000 * 1000
@@ -30,9 +30,9 @@ def figure(samples, unit):
             "unit": unit, "samples": [round(s, 4) for s in samples]}
 
 
-def make_dump(rig, customers, name):
+def make_dump(rig, customers, name, dialect="mysql"):
     path = os.path.join(rig.base, "%s.sql" % name)
-    sh(sys.executable, GENERATOR, "--customers", str(customers), "-o", path)
+    sh(sys.executable, GENERATOR, "--customers", str(customers), "--dialect", dialect, "-o", path)
     return path
 
 
@@ -87,24 +87,10 @@ def baseline_import(rig, dump):
 
 
 def concurrent(rig, count):
-    inventory = os.path.join(rig.base, "hosts.json")
-    with open(inventory, "w", encoding="utf-8") as handle:
-        json.dump({"all": {"hosts": dict(("w%d" % i, {}) for i in range(count)),
-                           "vars": {"ansible_connection": "local",
-                                    "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}, handle)
-    playbook = os.path.join(rig.base, "many.yml")
-    with open(playbook, "w", encoding="utf-8") as handle:
-        handle.write("- hosts: all\n  gather_facts: false\n  tasks:\n"
-                     "    - myaas.myaas.myaas_instance: {name: 'conc-{{ inventory_hostname }}', template: small, "
-                     "pool: %s}\n      register: db\n"
-                     "    - ansible.builtin.debug: {msg: 'PORT={{ db.instance.port }}'}\n" % rig.pool)
-    seconds, run = timed(lambda: subprocess.run(["ansible-playbook", "-i", inventory, "--forks", str(count), playbook],
-                                                cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                text=True, check=False))
-    ports = set(line.split("PORT=")[1].strip('" ') for line in run.stdout.splitlines() if "PORT=" in line)
+    run, seconds, instances = rig.parallel_instances(rig.base, "small", count, prefix="conc-")
     for i in range(count):
-        rig.instance("conc-w%d" % i, state="absent")
-    return seconds, run.returncode == 0 and len(ports) == count
+        rig.instance("conc-%d" % i, state="absent")
+    return seconds, run.returncode == 0 and len(set(instance["port"] for instance in instances)) == count
 
 
 def new_db_walltime(rig, runs):
@@ -164,7 +150,13 @@ def run(args):
                              "plain_mb_per_s": templates["large"]["dump_bytes"] / MB / baseline,
                              "speedup": baseline / myaas, "goal": ">= 2x"}
 
-        for label in ("small", "large"):
+        pg_dump = make_dump(rig, args.small, "pg-small", dialect="postgresql")
+        imported = rig.template("pg-small", pg_dump, engine="postgresql", image=PG_IMAGE)
+        assert imported["changed"], imported
+        templates["pg-small"] = {"dump_bytes": os.path.getsize(pg_dump),
+                                 "template_bytes": imported["template"]["size_bytes"],
+                                 "import_seconds": imported["template"]["import_seconds"]}
+        for label in ("small", "large", "pg-small"):
             figures["ready_" + label], figures["ready_breakdown_" + label] = ready_times(rig, label, args.runs, label)
         figures["ready_ratio_large_small"] = figures["ready_large"]["median"] / figures["ready_small"]["median"]
         figures["new_db_playbook"] = new_db_walltime(rig, max(3, args.runs // 2))
@@ -186,6 +178,8 @@ def goals(figures):
          figures["ready_large"]["median"] <= 1.5),
         ("ready large / small", "%.2f" % figures["ready_ratio_large_small"], "<= 1.2",
          figures["ready_ratio_large_small"] <= 1.2),
+        ("PostgreSQL instance ready, small (median)", "%.2f s" % figures["ready_pg-small"]["median"], "<= 1.5 s",
+         figures["ready_pg-small"]["median"] <= 1.5),
         ("new_db.yml wall time (median)", "%.2f s" % figures["new_db_playbook"]["median"], "<= 4 s",
          figures["new_db_playbook"]["median"] <= 4),
         ("fresh instance exclusive / template", "%.2f %%" % (100 * figures["space"]["ratio"]), "<= 1 %",
@@ -213,7 +207,7 @@ def write(results, outdir):
         "Ready-time breakdown (median seconds): " + "; ".join(
             "%s: %s" % (label, ", ".join("%s %.3f" % (step, f["median"])
                                          for step, f in sorted(figures["ready_breakdown_" + label].items())))
-            for label in ("small", "large"))]
+            for label in ("small", "large", "pg-small"))]
     with open(os.path.join(outdir, "results.md"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     chart(results, os.path.join(outdir, "ready_time.png"))
@@ -224,22 +218,23 @@ def chart(results, path):
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
     from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
-    sizes, medians, lows, highs = [], [], [], []
-    for label in ("small", "large"):
-        ready = results["figures"]["ready_" + label]
-        sizes.append(results["templates"][label]["template_bytes"] / MB)
-        medians.append(ready["median"])
-        lows.append(ready["median"] - ready["min"])
-        highs.append(ready["max"] - ready["median"])
-    fig, axes = pyplot.subplots(figsize=(6, 4))
-    axes.errorbar(sizes, medians, yerr=[lows, highs], fmt="o-", capsize=4)
+    fig, axes = pyplot.subplots(figsize=(6.5, 4))
+    for engine, labels, marker in (("MariaDB", ("small", "large"), "o-"), ("PostgreSQL", ("pg-small",), "s")):
+        sizes, medians, lows, highs = [], [], [], []
+        for label in labels:
+            ready = results["figures"]["ready_" + label]
+            sizes.append(results["templates"][label]["template_bytes"] / MB)
+            medians.append(ready["median"])
+            lows.append(ready["median"] - ready["min"])
+            highs.append(ready["max"] - ready["median"])
+        axes.errorbar(sizes, medians, yerr=[lows, highs], fmt=marker, capsize=4, label=engine)
     axes.set_xscale("log")
     axes.set_xlabel("template size on the pool (MB)")
-    axes.set_ylabel("instance ready time (s): call to SELECT 1")
+    axes.set_ylabel("ready time (s): module call to SELECT 1")
     axes.axhline(1.5, color="red", linestyle="--", label="goal 1.5 s")
     axes.set_ylim(bottom=0)
     axes.legend()
-    axes.set_title("MyAAS instance ready time vs template size")
+    axes.set_title("MyAAS instance ready time vs template size (median, min-max)")
     fig.tight_layout()
     fig.savefig(path)
 

@@ -10,7 +10,6 @@ Whatever fails before that is removed, and the previous generation serves on.
 
 from __future__ import annotations
 
-import datetime
 import glob
 import os
 import shutil
@@ -21,6 +20,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasErr
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
 from ansible_collections.myaas.myaas.plugins.module_utils.runtime import exec_argv, labels
+from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 
 METADATA = "template.json"
 # Where an archive dump is mounted (read-only) in the import container.
@@ -136,11 +136,11 @@ class TemplateManager:
                 return result
             os.makedirs(self.pool.template_dir(self.name), mode=0o755, exist_ok=True)
             result["removed_leftovers"] = self._remove_leftovers()
-            result["template"] = self._import(planned, current, fmt)
+            result["template"] = self._import(planned, fmt)
             result["diff"]["after"] = result["template"]
             return result
 
-    def _import(self, planned, current, fmt):
+    def _import(self, planned, fmt):
         params = self.params
         generation = planned["generation"]
         staging = self.pool.staging_path(self.name, generation)
@@ -189,13 +189,13 @@ class TemplateManager:
         seconds = time.monotonic() - started
         template = dict(planned)
         template.update({
-            "imported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "imported_at": iso(time.time()),
             "import_seconds": round(seconds, 3),
             "rate": int(planned["source"]["bytes"] / seconds) if seconds else 0,
             "size_bytes": self.pool.usage(planned["path"])[0],
         })
         write_json(metadata_path(self.pool, self.name), template)
-        self._prune(current, generation)
+        self._prune(generation)
         return template
 
     def _import_spec(self, container, staging, image, generation, fmt):
@@ -243,7 +243,7 @@ class TemplateManager:
                              "server was killed before it finished." % code)
         self.docker.remove(container)
 
-    def _prune(self, current, generation):
+    def _prune(self, generation):
         keep = self.params["keep_generations"]
         for gen_path in glob.glob(os.path.join(self.pool.template_dir(self.name), "gen-*")):
             number = int(gen_path.rsplit("-", 1)[1])

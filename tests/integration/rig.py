@@ -1,5 +1,6 @@
 """Helpers that drive the collection the way users do: ansible and ansible-playbook."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -125,6 +126,52 @@ class Rig:
         assert not docker_is_up()
         again = ansible_playbook("playbooks/provision.yml", "-e", "@" + self.vars_file)
         assert again.returncode == 0, again.stdout[-3000:]
+
+    def parallel_instances(self, workdir, template, count, prefix="many-"):
+        """Ask for ``count`` instances at once, as Ansible forks do (one inventory host each).
+
+        Returns (the playbook run, its wall time, the instances that came back).
+        """
+        inventory = os.path.join(workdir, prefix + "hosts.json")
+        with open(inventory, "w", encoding="utf-8") as handle:
+            json.dump({"all": {"hosts": dict(("%s%d" % (prefix, i), {}) for i in range(count)),
+                               "vars": {"ansible_connection": "local",
+                                        "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}, handle)
+        playbook = os.path.join(workdir, prefix + "play.yml")
+        with open(playbook, "w", encoding="utf-8") as handle:
+            handle.write("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                         "    - myaas.myaas.myaas_instance: {name: '{{ inventory_hostname }}', template: %s, pool: %s}\n"
+                         "      register: db\n"
+                         "    - ansible.builtin.copy: {content: '{{ db.instance | to_json }}', mode: '0600',\n"
+                         "                             dest: '%s/{{ inventory_hostname }}.json'}\n"
+                         % (template, self.pool, workdir))
+        started = time.monotonic()
+        run = subprocess.run(["ansible-playbook", "-i", inventory, "--forks", str(count), playbook], cwd=ROOT,
+                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        elapsed = time.monotonic() - started
+        instances = []
+        for i in range(count):
+            path = os.path.join(workdir, "%s%d.json" % (prefix, i))
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as handle:
+                    instances.append(json.load(handle))
+        return run, elapsed, instances
+
+    @contextlib.contextmanager
+    def small_pool(self, workdir, size="1G"):
+        """A second, small pool (a loop file of ``size``), removed on exit with what ran on it."""
+        pool = os.path.join(workdir, "small")
+        image = os.path.join(workdir, "small.img")
+        os.makedirs(pool)
+        sh("truncate", "--size", size, image)
+        sh("mkfs.btrfs", "-q", image)
+        sh("mount", "-o", "loop,noatime", image, pool)
+        try:
+            yield pool
+        finally:
+            for container in sh("docker", "ps", "-aq", "--filter", "label=org.myaas.pool=" + pool).stdout.split():
+                sh("docker", "rm", "--force", container, check=False)
+            sh("umount", pool)
 
     def remove_everything(self):
         for container in self.containers():

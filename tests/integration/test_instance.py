@@ -97,44 +97,16 @@ def test_check_mode_creates_nothing(rig, shop):
 
 
 def test_ten_instances_at_once_get_distinct_ports(rig, shop, workdir):
-    inventory = os.path.join(workdir, "hosts.yml")
-    with open(inventory, "w", encoding="utf-8") as handle:
-        json.dump({"all": {"hosts": dict(("worker%d" % i, {}) for i in range(10)),
-                           "vars": {"ansible_connection": "local",
-                                    "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}, handle)
-    playbook = os.path.join(workdir, "many.yml")
-    with open(playbook, "w", encoding="utf-8") as handle:
-        handle.write("""
-- hosts: all
-  gather_facts: false
-  tasks:
-    - myaas.myaas.myaas_instance:
-        name: "many-{{ inventory_hostname }}"
-        template: shop
-        pool: %s
-      register: db
-    - ansible.builtin.copy:
-        content: "{{ db.instance | to_json }}"
-        dest: "%s/{{ inventory_hostname }}.json"
-        mode: "0600"
-""" % (rig.pool, workdir))
-    started = time.monotonic()
-    run = subprocess.run(["ansible-playbook", "-i", inventory, "--forks", "10", playbook], cwd=ROOT, env=ENV,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
-    elapsed = time.monotonic() - started
+    run, elapsed, instances = rig.parallel_instances(workdir, "shop", 10)
     try:
         assert run.returncode == 0, run.stdout[-5000:]
-        instances = []
-        for i in range(10):
-            with open(os.path.join(workdir, "worker%d.json" % i), encoding="utf-8") as handle:
-                instances.append(json.load(handle))
-        assert len(set(instance["port"] for instance in instances)) == 10
+        assert len(instances) == 10 and len(set(instance["port"] for instance in instances)) == 10
         for instance in instances:
             assert rig.query(instance, "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
         print("10 instances at once: %.1f s" % elapsed)
     finally:
         for i in range(10):
-            rig.instance("many-worker%d" % i, state="absent")
+            rig.instance("many-%d" % i, state="absent")
 
 
 def test_same_name_twice_at_once_makes_one_instance(rig, shop):
@@ -295,13 +267,7 @@ def test_template_imported_for_the_first_time_is_a_clear_error(rig, workdir):
 
 
 def test_full_pool_is_a_clear_error(rig, workdir):
-    pool = os.path.join(workdir, "small")
-    image = os.path.join(workdir, "small.img")
-    os.makedirs(pool)
-    sh("truncate", "--size", "1G", image)
-    sh("mkfs.btrfs", "-q", image)
-    sh("mount", "-o", "loop,noatime", image, pool)
-    try:
+    with rig.small_pool(workdir) as pool:
         assert rig.template("tiny", SAMPLE, pool=pool)["changed"]
         free = os.statvfs(pool).f_bavail * os.statvfs(pool).f_frsize
         sh("fallocate", "--length", str(max(free - 20 * 2 ** 20, 2 ** 20)), os.path.join(pool, "filler"))
@@ -309,5 +275,3 @@ def test_full_pool_is_a_clear_error(rig, workdir):
         assert result["failed"] and "is full" in result["msg"], result
         assert not os.path.exists(os.path.join(pool, "instances", "crowded"))
         assert not sh("docker", "ps", "-aq", "--filter", "name=myaas-crowded").stdout.strip()
-    finally:
-        sh("umount", pool)

@@ -1,14 +1,13 @@
 """The PostgreSQL engine, end to end on the real rig: what the MariaDB path proves, proved again."""
 
 import gzip
-import json
 import os
 import subprocess
 import time
 
 import pytest
 
-from rig import ENV, PG_IMAGE, ROOT, sh
+from rig import PG_IMAGE, ROOT, sh
 
 CUSTOMERS = 3000
 
@@ -151,22 +150,12 @@ def test_clones_are_isolated_reset_and_removed(rig, pgshop):
 
 
 def test_ten_at_once(rig, pgshop, workdir):
-    inventory = os.path.join(workdir, "hosts.json")
-    with open(inventory, "w", encoding="utf-8") as handle:
-        json.dump({"all": {"hosts": dict(("pgw%d" % i, {}) for i in range(10)),
-                           "vars": {"ansible_connection": "local",
-                                    "ansible_python_interpreter": "{{ ansible_playbook_python }}"}}}, handle)
-    playbook = os.path.join(workdir, "many.yml")
-    with open(playbook, "w", encoding="utf-8") as handle:
-        handle.write("- hosts: all\n  gather_facts: false\n  tasks:\n"
-                     "    - myaas.myaas.myaas_instance: {name: '{{ inventory_hostname }}', template: pgshop, pool: %s}\n"
-                     % rig.pool)
-    run = subprocess.run(["ansible-playbook", "-i", inventory, "--forks", "10", playbook], cwd=ROOT, env=ENV,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    run, _elapsed, instances = rig.parallel_instances(workdir, "pgshop", 10, prefix="pgw")
     try:
         assert run.returncode == 0, run.stdout[-4000:]
-        instances = [i for i in rig.info()["instances"] if i["name"].startswith("pgw")]
         assert len(instances) == 10 and len(set(i["port"] for i in instances)) == 10
+        for instance in instances:
+            assert rig.query(instance, "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
     finally:
         for i in range(10):
             rig.instance("pgw%d" % i, state="absent")

@@ -248,16 +248,11 @@ def test_kill_during_import_keeps_the_old_template_and_the_next_run_cleans_up(ri
 
 def test_dump_bigger_than_the_pool(rig, workdir):
     """A separate small pool: the data of this dump does not fit on it."""
-    pool = os.path.join(workdir, "small")
-    image = os.path.join(workdir, "small.img")
-    os.makedirs(pool)
-    sh("truncate", "--size", "1G", image)
-    sh("mkfs.btrfs", "-q", image)
-    sh("mount", "-o", "loop,noatime", image, pool)
-    try:
+    with rig.small_pool(workdir) as pool:
         ok = rig.template("fits", os.path.join(ROOT, "samples", "shop.sql.gz"), pool=pool)
         assert ok["changed"], ok
-        before = open(os.path.join(pool, "templates", "fits", "template.json"), "rb").read()
+        with open(os.path.join(pool, "templates", "fits", "template.json"), "rb") as handle:
+            before = handle.read()
         huge = os.path.join(workdir, "huge.sql.gz")
         row = "x" * 1000000
         with gzip.open(huge, "wt", compresslevel=1) as out:
@@ -267,13 +262,10 @@ def test_dump_bigger_than_the_pool(rig, workdir):
         result = rig.template("fits", huge, pool=pool, import_timeout=300)
         assert result["failed"], result
         assert "ran out of space" in result["msg"], result["msg"]
-        assert open(os.path.join(pool, "templates", "fits", "template.json"), "rb").read() == before
+        with open(os.path.join(pool, "templates", "fits", "template.json"), "rb") as handle:
+            assert handle.read() == before
         assert sorted(os.listdir(os.path.join(pool, "templates", "fits"))) == ["gen-1", "template.json"]
-        assert not rig.containers(role="import")
-    finally:
-        for container in sh("docker", "ps", "-aq", "--filter", "label=org.myaas.pool=" + pool).stdout.split():
-            sh("docker", "rm", "-f", container, check=False)
-        sh("umount", pool)
+        assert not sh("docker", "ps", "-aq", "--filter", "label=org.myaas.pool=" + pool).stdout.strip()
 
 
 def test_absent_removes_the_template_and_its_clones_keep_working(rig):
@@ -309,3 +301,17 @@ def test_nightly_playbook_imports_a_folder_and_names_the_broken_dumps(rig, shop_
     again = rig.playbook("playbooks/import_templates.yml", "-e", "dumps_dir=" + dumps, "-e", "image=" + rig.image)
     assert again.returncode != 0
     assert import_events_since(rig, since) == ["myaas-import-nightly-broken"]
+
+
+def test_same_template_twice_at_once_imports_once_and_others_run_in_parallel(rig, workdir):
+    src = shutil.copy(os.path.join(ROOT, "samples", "shop.sql.gz"), workdir)
+    first, second = rig.template_in_background("twice", src), rig.template_in_background("twice", src)
+    other = rig.template_in_background("alongside", src)
+    # Different templates import side by side: both import servers run at once.
+    rig.wait_for(lambda: len(rig.containers(role="import")) >= 2, timeout=60, what="two imports at once")
+    assert sorted(rig.containers(role="import")) == ["myaas-import-alongside", "myaas-import-twice"]
+    outputs = [proc.communicate(timeout=300)[0] for proc in (first, second, other)]
+    assert [proc.returncode for proc in (first, second, other)] == [0, 0, 0], outputs
+    # The second run on "twice" waited for the lock, then found the template up to date.
+    assert sorted("CHANGED" in out for out in outputs[:2]) == [False, True], outputs
+    assert b'"generation": 1' in rig.template_json("twice")
