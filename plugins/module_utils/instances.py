@@ -106,7 +106,7 @@ class InstanceManager:
             if state == "absent":
                 return self._absent(meta)
             if meta is None:
-                if state in ("stopped",):
+                if state == "stopped":
                     raise MyaasError("Instance %s does not exist; there is nothing to stop." % self.name)
                 return self._create()
             wanted = self.params.get("template")

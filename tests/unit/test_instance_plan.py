@@ -1,0 +1,67 @@
+import json
+import os
+
+import pytest
+
+from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
+
+TEMPLATE = {"name": "shop", "generation": 3, "engine": "mariadb", "image": "myaas/mariadb:10.11",
+            "path": "/p/templates/shop/gen-3", "options": {"database": "shop"}}
+
+
+def params(**overrides):
+    values = dict(name="a1", template="shop", state="present", ttl=3600, protected=False, owner="alice",
+                  bind_address="127.0.0.1", public_host="db1", port=None, port_range=(13306, 13999),
+                  user="dev", password=None, database=None, memory=None, cpus=None, wait_timeout=5,
+                  lock_timeout=5)
+    values.update(overrides)
+    return values
+
+
+@pytest.fixture
+def pool_dir(tmp_path):
+    os.makedirs(tmp_path / "templates" / "shop")
+    (tmp_path / "templates" / "shop" / "template.json").write_text(json.dumps(TEMPLATE))
+    return tmp_path
+
+
+def manager(pool_dir, runner, check_mode=True, **overrides):
+    return InstanceManager(Pool(str(pool_dir), runner), Docker(runner), get_engine, params(**overrides),
+                           check_mode, now=lambda: 1000.0)
+
+
+def test_check_mode_plans_a_create_and_runs_nothing(pool_dir, make_runner):
+    runner = make_runner([(["stat"], (0, "btrfs\n", ""))])
+    result = manager(pool_dir, runner).apply()
+    assert result["changed"] and result["operation"] == "create"
+    planned = result["instance"]
+    assert (planned["template"], planned["generation"], planned["database"]) == ("shop", 3, "shop")
+    assert planned["expires_at"] == iso(4600.0) and planned["cow"] == "btrfs-snapshot"
+    assert "password" not in planned
+    assert [call for call in runner.calls if call[0] in ("btrfs", "docker")] == []
+    assert not os.path.exists(pool_dir / "instances" / "a1")
+
+
+def test_an_existing_instance_of_another_template_is_an_error(pool_dir, make_runner):
+    os.makedirs(pool_dir / "instances" / "a1")
+    (pool_dir / "instances" / "a1" / "instance.json").write_text(json.dumps(dict(TEMPLATE, name="a1", template="crm")))
+    runner = make_runner([(["stat"], (0, "btrfs\n", ""))])
+    with pytest.raises(MyaasError, match="use state=reset"):
+        manager(pool_dir, runner).apply()
+
+
+def test_a_missing_template_is_named(pool_dir, make_runner):
+    runner = make_runner([(["stat"], (0, "btrfs\n", ""))])
+    with pytest.raises(MyaasError, match="Template nope does not exist"):
+        manager(pool_dir, runner, template="nope").apply()
+
+
+def test_a_pool_that_is_not_btrfs_is_refused(pool_dir, make_runner):
+    runner = make_runner([(["stat"], (0, "ext2/ext3\n", ""))])
+    with pytest.raises(MyaasError, match="not btrfs"):
+        manager(pool_dir, runner).apply()
