@@ -1,6 +1,7 @@
 """myaas_template on the real rig: formats, idempotence, atomic swaps, broken dumps, kills."""
 
 import bz2
+import glob
 import gzip
 import lzma
 import os
@@ -222,6 +223,7 @@ def test_kill_during_import_keeps_the_old_template_and_the_next_run_cleans_up(ri
     small = os.path.join(ROOT, "samples", "shop.sql.gz")
     assert rig.template("killme", small)["changed"]
     before = rig.template_json("killme")
+    payloads = set(glob.glob("/tmp/ansible_myaas.myaas.myaas_template_payload_*"))
     proc = rig.template_in_background("killme", big)
     rig.wait_for(lambda: rig.containers(role="import", template="killme"), timeout=60, what="the import")
     time.sleep(1)
@@ -230,6 +232,9 @@ def test_kill_during_import_keeps_the_old_template_and_the_next_run_cleans_up(ri
     for pid in module_pids:
         os.kill(pid, signal.SIGKILL)
     proc.communicate(timeout=60)
+    # A killed module cannot remove the folder Ansible unpacked it into.
+    for folder in set(glob.glob("/tmp/ansible_myaas.myaas.myaas_template_payload_*")) - payloads:
+        shutil.rmtree(folder, ignore_errors=True)
     assert rig.template_json("killme") == before
     leftovers = [p for p in rig.subvolumes() if p.startswith("templates/killme/.importing-")]
     assert leftovers, "the killed run should have left its staging subvolume"
