@@ -90,9 +90,19 @@ class Engine:
         """SQL that creates (or re-keys) an instance's account at server start."""
         raise NotImplementedError
 
+    def connect(self, host, port, user, password, database, timeout):
+        """A DB-API connection over TCP as the instance's user (the driver is imported here)."""
+        raise NotImplementedError
+
     def probe_login(self, host, port, user, password, database, timeout):
         """Log in over TCP as the instance's user and run SELECT 1. Raises on failure."""
-        raise NotImplementedError
+        connection = self.connect(host, port, user, password, database, timeout)
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            return cursor.fetchone()[0] == 1
+        finally:
+            connection.close()
 
     def dsn(self, user, password, host, port, database):
         return "%s://%s:%s@%s:%d/%s" % (self.dsn_scheme, user, password, host, port, database)

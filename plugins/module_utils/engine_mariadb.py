@@ -79,13 +79,7 @@ class MariaDB(Engine):
             "",
         ])
 
-    def probe_login(self, host, port, user, password, database, timeout):
+    def connect(self, host, port, user, password, database, timeout):
         import pymysql  # pylint: disable=import-outside-toplevel
-        connection = pymysql.connect(host=host, port=port, user=user, password=password,
-                                     database=database or None, connect_timeout=timeout)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-                return cursor.fetchone()[0] == 1
-        finally:
-            connection.close()
+        return pymysql.connect(host=host, port=port, user=user, password=password,
+                               database=database or None, connect_timeout=timeout)

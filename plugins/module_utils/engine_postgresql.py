@@ -104,13 +104,7 @@ class PostgreSQL(Engine):
                          "\\gexec" % (quote_ident(database).replace("'", "''"), quote_literal(database)))
         return "\n".join(lines) + "\n"
 
-    def probe_login(self, host, port, user, password, database, timeout):
+    def connect(self, host, port, user, password, database, timeout):
         import psycopg2  # pylint: disable=import-outside-toplevel
-        connection = psycopg2.connect(host=host, port=port, user=user, password=password,
-                                      dbname=database or "postgres", connect_timeout=max(1, int(timeout)))
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-                return cursor.fetchone()[0] == 1
-        finally:
-            connection.close()
+        return psycopg2.connect(host=host, port=port, user=user, password=password,
+                                dbname=database or "postgres", connect_timeout=max(1, int(timeout)))
