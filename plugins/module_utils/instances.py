@@ -202,7 +202,9 @@ class InstanceManager:
         if engine.credentials_via == "local_client":
             # Through the local client's stdin, as the server's OS superuser:
             # the password is in no argv and no environment.
-            self._wait_local(engine)
+            self.docker.wait_until_answers(self.container, engine.ready_probe(), engine.exec_user,
+                                           ("wait_timeout", self.params["wait_timeout"]),
+                                           "The server of instance %s" % self.name, 0.05)
             self.docker.exec(self.container, engine.local_client(), data=init_sql, user=engine.exec_user)
         self._wait_ready(meta, secret, engine)
         lap("server_start_and_login")
@@ -248,21 +250,6 @@ class InstanceManager:
         self.docker.remove(self.container)
         self.docker.run(spec)
 
-    def _wait_local(self, engine):
-        """Wait until the server answers its local client (no credentials needed there)."""
-        deadline = time.monotonic() + self.params["wait_timeout"]
-        while time.monotonic() < deadline:
-            rc, out, _err = self.docker.exec(self.container, engine.ready_probe(), check=False, user=engine.exec_user)
-            if rc == 0 and out.strip() == "1":
-                return
-            state = (self.docker.inspect(self.container) or {}).get("State", {})
-            if not state.get("Running"):
-                break
-            time.sleep(0.05)
-        raise MyaasError("Instance %s: the server did not start within wait_timeout (%d s)."
-                         % (self.name, self.params["wait_timeout"]),
-                         server_log=self.docker.logs(self.container, tail=30).splitlines())
-
     def _wait_ready(self, meta, secret, engine):
         timeout = self.params["wait_timeout"]
         deadline = time.monotonic() + timeout
@@ -275,8 +262,7 @@ class InstanceManager:
                     return
             except Exception as exc:  # pylint: disable=broad-exception-caught
                 last_error = exc
-            state = (self.docker.inspect(self.container) or {}).get("State", {})
-            if not state.get("Running"):
+            if not self.docker.state(self.container).get("Running"):
                 break
             time.sleep(0.05)
         log = self.docker.logs(self.container, tail=30)
@@ -289,7 +275,7 @@ class InstanceManager:
 
     # -- other states -----------------------------------------------------
     def _ensure_running(self, meta):
-        state = (self.docker.inspect(self.container) or {}).get("State")
+        state = self.docker.state(self.container)
         if state and state.get("Running"):
             return self._result(False, meta, "none")
         if self.check_mode:
@@ -306,7 +292,7 @@ class InstanceManager:
         return self._result(True, meta, "start")
 
     def _stop(self, meta):
-        state = (self.docker.inspect(self.container) or {}).get("State")
+        state = self.docker.state(self.container)
         if not state or not state.get("Running"):
             return self._result(False, meta, "none")
         if not self.check_mode:
@@ -320,18 +306,14 @@ class InstanceManager:
         if self.check_mode:
             return self._result(True, meta, "reset", before)
         engine = self.engines(meta["engine"])
-        self.docker.remove(self.container)
-        self.docker.remove_volume(self.container)
-        self.pool.delete_subvolume(self.paths["data"])
+        self._remove_clone()
         try:
             meta["generation"], meta["ready_seconds"] = self._clone_and_start(
                 meta, read_json(self.paths["secret"]), engine, create=False)
         except BaseException:
             # Nothing half-made stays behind; the metadata is kept so that the
             # same name, port and credentials come back with the next reset.
-            self.docker.remove(self.container)
-            self.docker.remove_volume(self.container)
-            self.pool.delete_subvolume(self.paths["data"])
+            self._remove_clone()
             raise
         return self._result(True, meta, "reset", before)
 
@@ -344,10 +326,14 @@ class InstanceManager:
         return {"changed": True, "operation": "remove", "instance": None,
                 "diff": {"before": meta or {}, "after": {}}}
 
-    def _remove_everything(self):
+    def _remove_clone(self):
+        """The container, its volume and the data snapshot; the instance's folder and files stay."""
         self.docker.remove(self.container)
         self.docker.remove_volume(self.container)
         self.pool.delete_subvolume(self.paths["data"])
+
+    def _remove_everything(self):
+        self._remove_clone()
         for path in (self.paths["meta"], self.paths["secret"]):
             if os.path.exists(path):
                 os.unlink(path)

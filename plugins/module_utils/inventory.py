@@ -41,7 +41,7 @@ def list_instances(pool, docker, sizes=True, now=None):
         meta = read_json(os.path.join(directory, INSTANCE_METADATA))
         if meta is None:
             continue
-        state = (docker.inspect(meta["container"]) or {}).get("State")
+        state = docker.state(meta["container"])
         data = os.path.join(directory, "data")
         expires = meta.get("expires_at")
         entry = dict((key, meta.get(key)) for key in (

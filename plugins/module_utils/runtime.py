@@ -10,6 +10,7 @@ them without an engine. Every container and volume MyAAS makes carries labels
 from __future__ import annotations
 
 import json
+import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 
@@ -85,6 +86,32 @@ class Docker:
         if rc != 0:
             return None
         return json.loads(out)[0]
+
+    def state(self, name):
+        """The container's State from `docker inspect`; {} when there is no such container."""
+        return (self.inspect(name) or {}).get("State", {})
+
+    def wait_until_answers(self, name, probe, user, timeout, what, interval):
+        """Run ``probe`` in the container until it prints 1.
+
+        Raises, with the server log's last lines, when the container stops or
+        ``timeout`` (a (option name, seconds) pair) runs out first.
+        """
+        option, seconds = timeout
+        deadline = time.monotonic() + seconds
+        while True:
+            rc, out, _err = self.exec(name, probe, check=False, user=user)
+            if rc == 0 and out.strip() == "1":
+                return
+            state = self.state(name)
+            if not state.get("Running"):
+                problem = "exited during start-up (exit code %s)" % state.get("ExitCode")
+            elif time.monotonic() > deadline:
+                problem = "did not answer within %s (%d s)" % (option, seconds)
+            else:
+                time.sleep(interval)
+                continue
+            raise MyaasError("%s %s." % (what, problem), server_log=self.logs(name, tail=30).splitlines())
 
     def run(self, spec):
         return self._run(run_argv(spec))[1].strip()

@@ -150,7 +150,8 @@ class TemplateManager:
         try:
             self.pool.create_subvolume(staging)
             self.docker.run(self._import_spec(container, staging, planned["image"], generation, fmt))
-            self._wait_ready(container, params["start_timeout"])
+            self.docker.wait_until_answers(container, self.engine.ready_probe(), self.engine.exec_user,
+                                           ("start_timeout", params["start_timeout"]), "The import server", 0.25)
             deadline = started + params["import_timeout"]
             engine = self.engine
             if database:
@@ -173,7 +174,7 @@ class TemplateManager:
             os.rename(staging, planned["path"])
         except BaseException as exc:
             log = self.docker.logs(container, tail=30)
-            state = (self.docker.inspect(container) or {}).get("State", {})
+            state = self.docker.state(container)
             free = self.pool.free_bytes()
             self.docker.remove(container)
             self.pool.delete_subvolume(staging)
@@ -216,27 +217,13 @@ class TemplateManager:
             "args": self.engine.bulk_load_args(self.params["tuning"], host_memory_bytes()),
         }
 
-    def _wait_ready(self, container, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            rc, out, _err = self.docker.exec(container, self.engine.ready_probe(), check=False,
-                                             user=self.engine.exec_user)
-            if rc == 0 and out.strip() == "1":
-                return
-            state = (self.docker.inspect(container) or {}).get("State", {})
-            if not state.get("Running"):
-                raise MyaasError("The import server exited during start-up (exit code %s)." % state.get("ExitCode"))
-            if time.monotonic() > deadline:
-                raise MyaasError("The import server did not answer within start_timeout (%d s)." % timeout)
-            time.sleep(0.25)
-
     def _shutdown(self, container):
         sql = self.engine.before_shutdown_sql()
         if sql:
             self.docker.exec(container, self.engine.local_client(), data=sql, user=self.engine.exec_user)
         self.docker.stop(container, self.params["stop_timeout"])
         log = self.docker.logs(container, tail=400)
-        code = (self.docker.inspect(container) or {}).get("State", {}).get("ExitCode")
+        code = self.docker.state(container).get("ExitCode")
         if code != 0 or not self.engine.clean_shutdown(log):
             raise MyaasError("The import server's clean shutdown could not be verified (exit code %s); a clone of "
                              "this data could need crash recovery, so it was not frozen. Raise stop_timeout if the "

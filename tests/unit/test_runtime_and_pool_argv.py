@@ -1,3 +1,6 @@
+import pytest
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool, parse_du
 from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker, bind_volume_argv, labels, run_argv
 
@@ -76,3 +79,18 @@ def test_delete_of_a_frozen_subvolume_unfreezes_it_first(tmp_path, make_runner):
 def test_parse_du():
     out = "     Total   Exclusive  Set shared  Filename\n 316571648    12591104           -  /p/instances/a/data\n"
     assert parse_du(out) == (316571648, 12591104)
+
+
+def test_wait_until_answers_returns_once_the_probe_prints_1(make_runner):
+    runner = make_runner([(["docker", "exec"], (0, "1\n", ""))])
+    Docker(runner).wait_until_answers("c", ["probe"], "postgres", ("start_timeout", 5), "The server", 0)
+    assert runner.calls == [["docker", "exec", "--user", "postgres", "c", "probe"]]
+
+
+def test_wait_until_answers_says_when_the_server_exited(make_runner):
+    runner = make_runner([(["docker", "exec"], (1, "", "no socket")),
+                          (["docker", "container", "inspect"], (0, '[{"State": {"Running": false, "ExitCode": 7}}]', "")),
+                          (["docker", "logs"], (0, "InnoDB: fatal\n", ""))])
+    with pytest.raises(MyaasError, match=r"The server exited during start-up \(exit code 7\)") as err:
+        Docker(runner).wait_until_answers("c", ["probe"], None, ("start_timeout", 5), "The server", 0)
+    assert err.value.details["server_log"] == ["InnoDB: fatal"]
