@@ -82,6 +82,18 @@ def inspect_dump(path, engine):
     return fmt, bool(engine.own_schema_re.search(head))
 
 
+def switched_schemas(path, fmt, engine):
+    """The schemas a dump switches to (USE, \\connect) in its first bytes, in its order."""
+    if fmt in engine.archive_magic.values():
+        return []
+    names = []
+    for match in engine.schema_switch_re.finditer(peek(path, fmt)):
+        name = match.group(1).decode("utf-8", "replace")
+        if name not in names:
+            names.append(name)
+    return names
+
+
 def file_sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

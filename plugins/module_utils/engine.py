@@ -6,11 +6,24 @@ An engine adapter states a few properties and builds argv lists and SQL; it
 runs nothing itself. The template importer and the instance manager ask it
 how to start, probe, feed and stop a server, so a new engine is one new file
 plus one line in ``engines.py``.
+
+MyAAS starts every server itself, with the image's entrypoint overridden by
+``/bin/sh -c LAUNCHER``: the launcher initialises an empty datadir with the
+server's own tool and then execs the server binary with MyAAS's arguments. So
+nothing depends on what an image's entrypoint does with environment
+variables (official images give local root a random password, or a known
+superuser password over TCP), and the same path serves the official images,
+MyAAS's offline images and any image that ships the server binaries.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
+from urllib.parse import quote
+
+# The container's name for the launcher script ($0 in `sh -c`).
+LAUNCHER_NAME = "myaas-server"
 
 
 class Engine:
@@ -19,29 +32,43 @@ class Engine:
     datadir = ""            # inside the container
     port = 0                # inside the container
     dsn_scheme = ""
+    # The image's OS account the server runs as (its uid is read from the image).
+    account = ""
+    # The database a client lands in when the template names none.
+    default_database = None
     # Settings used by both import servers and clones (e.g. a redo log size
     # kept equal, so a clone never rewrites its log when it starts).
     common_args = ()
-    # The OS user `docker exec` runs local clients as (None: the image's default).
+    # The OS user `docker exec` runs local clients as (None: the server's account).
     exec_user = None
     # The signal that makes the server shut down cleanly and completely.
     stop_signal = None
     # How an instance's account is made: "init_file" (a file in the datadir
-    # that the server or the image's entrypoint reads at start) or
-    # "local_client" (SQL on the local client's stdin once the server answers).
+    # that the launcher hands to the server at start) or "local_client" (SQL
+    # on the local client's stdin once the server answers).
     credentials_via = "init_file"
     init_file = "myaas-init.sql"
     # A dump that matches this (in its first bytes) selects its own schemas and
     # loads as it is; any other is loaded into the template's database.
     own_schema_re = re.compile(rb"^\s*(CREATE\s+DATABASE|USE\s)", re.IGNORECASE | re.MULTILINE)
+    # Names of the schemas a dump switches to, in its first bytes (group 1).
+    schema_switch_re = re.compile(rb"^\s*USE\s+`?([^`;\s]+)`?\s*;", re.IGNORECASE | re.MULTILINE)
     # Archive formats the engine restores itself: magic bytes -> format name.
     archive_magic = {}
     # Lines of client output that carry the error (they name the dump's line).
     error_re = re.compile(r"^ERROR")
+    # The shell script run as the container's command: "$1" is the datadir,
+    # the rest are the server's arguments.
+    launcher = ""
 
-    def restore_argv(self, fmt, database, path, jobs):
-        """argv, run in the container, that restores an archive at ``path``."""
-        raise NotImplementedError
+    # -- starting the server ------------------------------------------------
+    def server_args(self):
+        """Arguments every server MyAAS starts gets, before bulk-load or clone settings."""
+        return list(self.common_args)
+
+    def command(self, extra_args):
+        """(entrypoint, args) of a container that runs this engine's server with ``extra_args``."""
+        return "/bin/sh", ["-c", self.launcher, LAUNCHER_NAME, self.datadir] + self.server_args() + list(extra_args)
 
     def bulk_load_args(self, tuning, memory_bytes):
         """Server arguments for an import: fast and unsafe, never used by clones.
@@ -53,25 +80,38 @@ class Engine:
 
     def clone_args(self):
         """Server arguments for an instance."""
-        return list(self.common_args)
+        return []
 
-    def import_env(self):
-        """Environment of an import container (no secret)."""
-        return {}
-
+    # -- talking to it --------------------------------------------------------
     def local_client(self, database=None):
         """argv, run in the container, of a client logged in as the local superuser."""
         raise NotImplementedError
 
-    def ready_probe(self):
-        """argv, run in the container, that prints 1 once the real server takes queries.
+    def query_argv(self, sql, database=None):
+        """argv, run in the container, that prints the rows of ``sql``, one a line, fields tab-separated."""
+        raise NotImplementedError
 
-        Official images initialise a datadir with a temporary server that has
-        networking off; it must not be mistaken for the server we started.
-        """
-        return self.local_client() + ["--execute", "SELECT 1 FROM DUAL WHERE @@skip_networking = 0"]
+    def ready_probe(self):
+        """argv, run in the container, that prints 1 once the server takes queries."""
+        return self.query_argv("SELECT 1")
+
+    def restore_argv(self, fmt, database, path, jobs):
+        """argv, run in the container, that restores an archive at ``path``."""
+        raise NotImplementedError
 
     def create_database_sql(self, database):
+        raise NotImplementedError
+
+    def list_databases_sql(self):
+        """A query listing the databases (schemas) a dump made, system ones left out."""
+        raise NotImplementedError
+
+    def missing_definers_sql(self):
+        """A query listing user@host definers that objects name but the server lacks (None: no such thing)."""
+        return None
+
+    def create_definers_sql(self, definers, databases, password):
+        """SQL that makes each definer an account that cannot log in, with privileges on ``databases``."""
         raise NotImplementedError
 
     def before_shutdown_sql(self):
@@ -104,8 +144,17 @@ class Engine:
         finally:
             connection.close()
 
+    # -- what users get back ----------------------------------------------------
     def dsn(self, user, password, host, port, database):
-        return "%s://%s:%s@%s:%d/%s" % (self.dsn_scheme, user, password, host, port, database)
+        """A URL that works as it is: user, password and database percent-encoded."""
+        if ":" in host and not host.startswith("["):
+            host = "[%s]" % host
+        url = "%s://%s:%s@%s:%d" % (self.dsn_scheme, quote(user, safe=""), quote(password, safe=""), host, port)
+        return url + ("/" + quote(database, safe="") if database else "")
+
+    def client_command(self, user, password, host, port, database):
+        """A command line a developer pastes into a shell to get a prompt."""
+        raise NotImplementedError
 
 
 def quote_sql_string(value):
@@ -121,3 +170,7 @@ def share_of(memory_bytes, fraction, low, high):
     """A fraction of the host's memory, in whole MiB, kept within [low, high] MiB: '1024M'."""
     mib = int(memory_bytes * fraction) // 2 ** 20
     return "%dM" % max(low, min(high, mib))
+
+
+def shell_join(argv):
+    return " ".join(shlex.quote(str(arg)) for arg in argv)

@@ -1,13 +1,16 @@
 # Copyright: MyAAS team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""MariaDB: MyAAS's offline-built image and the official `mariadb` image."""
+"""MariaDB: the official `mariadb` image, MyAAS's offline image, any image with mariadbd."""
 
 from __future__ import annotations
 
 import re
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engine import (
-    Engine, quote_identifier, quote_sql_string, share_of)
+    Engine, quote_identifier, quote_sql_string, shell_join, share_of)
+
+SOCKET = "/tmp/mysqld.sock"
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 
 
 class MariaDB(Engine):
@@ -16,8 +19,29 @@ class MariaDB(Engine):
     datadir = "/var/lib/mysql"
     port = 3306
     dsn_scheme = "mysql"
+    account = "mysql"
     client = "mariadb"
+    # Local root logs in through the socket (unix_socket authentication), as
+    # the OS user root of the container; it has no password and no TCP login.
+    exec_user = "root"
     common_args = ("--innodb-log-file-size=256M",)
+    # mariadb-install-db makes root@localhost and mysql@localhost with socket
+    # login only (no password works over TCP), and no anonymous or test accounts.
+    launcher = """set -eu
+datadir=$1; shift
+if [ ! -d "$datadir/mysql" ]; then
+    install_db=mariadb-install-db
+    command -v "$install_db" >/dev/null || install_db=mysql_install_db
+    "$install_db" --no-defaults --datadir="$datadir" --skip-test-db --skip-name-resolve \\
+        --auth-root-authentication-method=socket >&2
+fi
+if [ -f "$datadir/myaas-init.sql" ]; then
+    set -- "$@" --init-file="$datadir/myaas-init.sql"
+fi
+server=mariadbd
+command -v "$server" >/dev/null || server=mysqld
+exec "$server" "$@"
+"""
     # Loading a dump needs none of the durability a live server needs: the
     # import is repeated if anything fails, and ends with a full clean shutdown.
     bulk_args = (
@@ -29,31 +53,63 @@ class MariaDB(Engine):
         "--max-allowed-packet=1G",
     )
 
+    def server_args(self):
+        # --no-defaults first: the image's option files (bind addresses, log
+        # files, users) never decide how a MyAAS server runs.
+        return ["--no-defaults", "--datadir=" + self.datadir, "--socket=" + SOCKET, "--pid-file=/tmp/mysqld.pid",
+                "--port=%d" % self.port, "--bind-address=0.0.0.0", "--skip-name-resolve",
+                "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"] + list(self.common_args)
+
     def bulk_load_args(self, tuning, memory_bytes):
         # A quarter of the host's memory: imports run at night, next to idle clones.
         settings = {"innodb-buffer-pool-size": share_of(memory_bytes, 0.25, 256, 8192)}
         settings.update(dict((key.replace("_", "-"), value) for key, value in (tuning or {}).items()))
-        return (list(self.common_args) + list(self.bulk_args)
-                + ["--%s=%s" % (key, settings[key]) for key in sorted(settings)])
+        return list(self.bulk_args) + ["--%s=%s" % (key, settings[key]) for key in sorted(settings)]
 
     def clone_args(self):
         # Small buffers: a developer's clone serves a few queries, and ten of
         # them share one host.
-        return list(self.common_args) + ["--innodb-buffer-pool-size=64M", "--performance-schema=0",
-                                         "--innodb-buffer-pool-load-at-startup=0"]
-
-    def import_env(self):
-        # Only the official image reads these; it refuses to initialise an
-        # empty datadir without a root password decision. Local root keeps
-        # unix_socket login in both images, which is all an import needs.
-        return {"MARIADB_RANDOM_ROOT_PASSWORD": "1"}
+        return ["--innodb-buffer-pool-size=64M", "--performance-schema=0", "--innodb-buffer-pool-load-at-startup=0"]
 
     def local_client(self, database=None):
-        argv = [self.client, "--batch", "--skip-column-names", "--default-character-set=utf8mb4"]
+        argv = [self.client, "--no-defaults", "--socket=" + SOCKET, "--user=root", "--batch", "--skip-column-names",
+                "--default-character-set=utf8mb4"]
         return argv + ([database] if database else [])
+
+    def query_argv(self, sql, database=None):
+        return self.local_client(database) + ["--execute", sql]
 
     def create_database_sql(self, database):
         return "CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4;" % quote_identifier(database)
+
+    def list_databases_sql(self):
+        return ("SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN (%s) "
+                "ORDER BY schema_name" % ", ".join(quote_sql_string(name) for name in SYSTEM_SCHEMAS))
+
+    def missing_definers_sql(self):
+        # Production dumps name accounts (DEFINER=`app`@`10.0.0.%`) that a
+        # template does not have; their views, routines and triggers then fail
+        # with error 1449 until the account exists.
+        return ("SELECT DISTINCT d.definer FROM ("
+                "SELECT DEFINER AS definer FROM information_schema.VIEWS "
+                "UNION SELECT DEFINER FROM information_schema.ROUTINES "
+                "UNION SELECT DEFINER FROM information_schema.TRIGGERS "
+                "UNION SELECT DEFINER FROM information_schema.EVENTS) AS d "
+                "WHERE d.definer LIKE '%@%' AND BINARY d.definer NOT IN "
+                "(SELECT BINARY CONCAT(user, '@', host) FROM mysql.user) ORDER BY 1")
+
+    def create_definers_sql(self, definers, databases, password):
+        lines = []
+        for definer in definers:
+            user, host = definer.rsplit("@", 1)
+            account = "%s@%s" % (quote_sql_string(user), quote_sql_string(host))
+            # Locked, with a password nobody was told: it only lends its rights
+            # to the objects it defines.
+            lines.append("CREATE USER IF NOT EXISTS %s IDENTIFIED BY %s ACCOUNT LOCK;"
+                         % (account, quote_sql_string(password)))
+            lines += ["GRANT ALL PRIVILEGES ON %s.* TO %s;" % (quote_identifier(database), account)
+                      for database in databases]
+        return "\n".join(lines) + "\n"
 
     def before_shutdown_sql(self):
         # A slow shutdown merges the change buffer and purges undo logs, so a
@@ -64,7 +120,7 @@ class MariaDB(Engine):
         # InnoDB reports its own shutdown (with the final LSN) before the
         # server's last line; both must be there, in that order.
         innodb = log_text.find("Shutdown completed; log sequence number")
-        return innodb >= 0 and re.search(r"mariadbd: Shutdown complete\s*$", log_text[innodb:]) is not None
+        return innodb >= 0 and re.search(r"(mariadbd|mysqld): Shutdown complete\s*$", log_text[innodb:]) is not None
 
     def crash_recovery(self, log_text):
         return "crash recovery" in log_text.lower()
@@ -83,3 +139,7 @@ class MariaDB(Engine):
         import pymysql  # pylint: disable=import-outside-toplevel
         return pymysql.connect(host=host, port=port, user=user, password=password,
                                database=database or None, connect_timeout=timeout)
+
+    def client_command(self, user, password, host, port, database):
+        return shell_join([self.client, "-h", host, "-P", port, "-u", user, "-p" + password]
+                          + ([database] if database else []))

@@ -16,6 +16,18 @@ class MySQL(MariaDB):
     default_image = "mysql:8.0"
     client = "mysql"
     common_args = ("--innodb-redo-log-capacity=268435456",)
+    # --initialize-insecure leaves root@localhost without a password for the
+    # import's local client; it is locked before the template is frozen.
+    launcher = """set -eu
+datadir=$1; shift
+if [ ! -d "$datadir/mysql" ]; then
+    mysqld --no-defaults --initialize-insecure --datadir="$datadir" >&2
+fi
+if [ -f "$datadir/myaas-init.sql" ]; then
+    set -- "$@" --init-file="$datadir/myaas-init.sql"
+fi
+exec mysqld "$@"
+"""
     bulk_args = (
         "--disable-log-bin",
         "--innodb-flush-log-at-trx-commit=0",
@@ -25,18 +37,16 @@ class MySQL(MariaDB):
         "--max-allowed-packet=1G",
     )
 
+    def server_args(self):
+        return [arg for arg in MariaDB.server_args(self) if not arg.startswith("--collation-server")] \
+            + ["--collation-server=utf8mb4_0900_ai_ci", "--mysqlx=OFF"]
+
     def clone_args(self):
-        return list(self.common_args) + ["--innodb-buffer-pool-size=67108864", "--performance-schema=OFF"]
+        return ["--innodb-buffer-pool-size=67108864", "--performance-schema=OFF"]
 
-    def import_env(self):
-        # The official image's local root logs in through the socket without a
-        # password only when it was created without one; nothing listens on TCP
-        # in an import container (it has no network).
-        return {"MYSQL_ALLOW_EMPTY_PASSWORD": "yes"}
-
-    def local_client(self, database=None):
-        argv = [self.client, "--user=root", "--batch", "--skip-column-names", "--default-character-set=utf8mb4"]
-        return argv + ([database] if database else [])
+    def before_shutdown_sql(self):
+        # No clone may offer a password-less root, even on its local socket.
+        return "SET GLOBAL innodb_fast_shutdown = 0;\nALTER USER 'root'@'localhost' ACCOUNT LOCK;\n"
 
     def clean_shutdown(self, log_text):
         return "Shutdown complete" in log_text

@@ -1,12 +1,14 @@
 # Copyright: MyAAS team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""PostgreSQL: MyAAS's offline-built image and the official `postgres` image."""
+"""PostgreSQL: the official `postgres` image, MyAAS's offline image, any image with postgres."""
 
 from __future__ import annotations
 
 import re
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engine import Engine, share_of
+from ansible_collections.myaas.myaas.plugins.module_utils.engine import Engine, shell_join, share_of
+
+SOCKET_DIR = "/tmp"
 
 
 def quote_literal(value):
@@ -23,14 +25,33 @@ class PostgreSQL(Engine):
     datadir = "/var/lib/postgresql/data"
     port = 5432
     dsn_scheme = "postgresql"
-    exec_user = "postgres"
+    account = "postgres"
+    default_database = "postgres"
     # SIGINT is PostgreSQL's fast shutdown: it ends sessions, writes a
     # shutdown checkpoint and marks the cluster "shut down" in its control file.
     stop_signal = "SIGINT"
     credentials_via = "local_client"
     own_schema_re = re.compile(rb"^\s*(CREATE\s+DATABASE\s|\\connect\s)", re.IGNORECASE | re.MULTILINE)
+    schema_switch_re = re.compile(rb"^\\connect\s+(?:-reuse-previous=\S+\s+)?\"?(?:dbname=')?([^\"'\s]+)",
+                                  re.MULTILINE)
     archive_magic = {b"PGDMP": "pg_custom"}
     error_re = re.compile(r"(^ERROR|: ERROR: |^pg_restore: error)")
+    # initdb gives the superuser no password: local logins are by OS user
+    # (peer), and every TCP login needs a password (scram-sha-256), which
+    # only the instance's own account has.
+    launcher = """set -eu
+datadir=$1; shift
+for bin in /usr/lib/postgresql/*/bin; do
+    if [ -x "$bin/postgres" ]; then PATH=$bin:$PATH; fi
+done
+export PATH
+if [ ! -s "$datadir/PG_VERSION" ]; then
+    initdb --pgdata="$datadir" --username=postgres --encoding=UTF8 --locale=C.UTF-8 \\
+        --auth-local=peer --auth-host=scram-sha-256 >&2
+    echo "host all all all scram-sha-256" >> "$datadir/pg_hba.conf"
+fi
+exec postgres -D "$datadir" "$@"
+"""
     # Loading needs no crash safety: a failed import is thrown away, and the
     # import ends with a clean shutdown. Given on the command line, none of
     # this reaches postgresql.conf, so clones never see it.
@@ -46,6 +67,9 @@ class PostgreSQL(Engine):
         "-c", "max_wal_size=8GB",
     )
 
+    def server_args(self):
+        return ["-c", "listen_addresses=*", "-c", "port=%d" % self.port, "-c", "unix_socket_directories=" + SOCKET_DIR]
+
     def bulk_load_args(self, tuning, memory_bytes):
         # Index builds after COPY use maintenance_work_mem; shared buffers
         # hold the tables being loaded.
@@ -60,28 +84,24 @@ class PostgreSQL(Engine):
     def clone_args(self):
         return ["-c", "shared_buffers=32MB", "-c", "max_connections=50"]
 
-    def import_env(self):
-        # The official image initialises an empty datadir only with a
-        # superuser password decision; local logins use the socket (trust in
-        # that image, peer in ours), and an import container has no network.
-        return {"POSTGRES_HOST_AUTH_METHOD": "scram-sha-256", "POSTGRES_PASSWORD": "unused-no-network"}
-
     def local_client(self, database=None):
-        return ["psql", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--username", "postgres",
-                "--dbname", database or "postgres"]
+        return ["psql", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--host", SOCKET_DIR,
+                "--username", "postgres", "--dbname", database or "postgres"]
 
-    def ready_probe(self):
-        # Official images initialise with a temporary server that listens on
-        # no TCP address; only the real server counts.
-        return self.local_client() + ["--tuples-only", "--no-align", "--command",
-                                      "SELECT 1 WHERE current_setting('listen_addresses') <> ''"]
+    def query_argv(self, sql, database=None):
+        return self.local_client(database) + ["--tuples-only", "--no-align", "--field-separator", "\t",
+                                              "--command", sql]
 
     def restore_argv(self, fmt, database, path, jobs):
-        return ["pg_restore", "--exit-on-error", "--no-owner", "--username", "postgres",
+        return ["pg_restore", "--exit-on-error", "--no-owner", "--host", SOCKET_DIR, "--username", "postgres",
                 "--jobs", str(jobs), "--dbname", database or "postgres"] + ([] if database else ["--create"]) + [path]
 
     def create_database_sql(self, database):
         return "CREATE DATABASE %s;\n" % quote_ident(database)
+
+    def list_databases_sql(self):
+        # oid order is creation order: the dump's first database comes first.
+        return "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY oid"
 
     def before_shutdown_sql(self):
         return "CHECKPOINT;\n"
@@ -95,6 +115,9 @@ class PostgreSQL(Engine):
     def init_sql(self, user, password, database):
         role = quote_ident(user)
         lines = [
+            # Templates made before MyAAS started servers itself carry the
+            # official entrypoint's superuser password; no clone keeps it.
+            "ALTER ROLE postgres WITH PASSWORD NULL;",
             "SELECT 'CREATE ROLE %s' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)\\gexec"
             % (role.replace("'", "''"), quote_literal(user)),
             "ALTER ROLE %s WITH LOGIN SUPERUSER PASSWORD %s;" % (role, quote_literal(password)),
@@ -108,3 +131,6 @@ class PostgreSQL(Engine):
         import psycopg2  # pylint: disable=import-outside-toplevel
         return psycopg2.connect(host=host, port=port, user=user, password=password,
                                 dbname=database or "postgres", connect_timeout=max(1, int(timeout)))
+
+    def client_command(self, user, password, host, port, database):
+        return shell_join(["psql", self.dsn(user, password, host, port, database or self.default_database)])

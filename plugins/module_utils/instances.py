@@ -28,6 +28,8 @@ COW_METHOD = "btrfs-snapshot"
 # A fresh clone writes about 12 MiB as its server starts; leave room for that
 # and for a little work before calling the pool full.
 MIN_FREE_BYTES = 64 * 2 ** 20
+# Seconds a clone gets to shut down cleanly when stopped.
+STOP_TIMEOUT = 60
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -68,8 +70,16 @@ def load_template(pool, name):
 def connection(engine, meta, secret):
     info = dict(meta)
     info.update(user=secret["user"], password=secret["password"])
-    info["dsn"] = engine.dsn(secret["user"], secret["password"], meta["host"], meta["port"], meta["database"] or "")
+    where = (secret["user"], secret["password"], meta["host"], meta["port"], meta["database"])
+    info["dsn"] = engine.dsn(*where)
+    info["client_command"] = engine.client_command(*where)
     return info
+
+
+def default_database(template, engine):
+    """Where a client lands: the schema the dump was loaded into, else the dump's first own one."""
+    return (template["options"]["database"] or (template.get("databases") or [None])[0]
+            or engine.default_database)
 
 
 class InstanceManager:
@@ -142,7 +152,7 @@ class InstanceManager:
             "host": params["public_host"],
             "bind_address": params["bind_address"],
             "port": params["port"],
-            "database": params["database"] or template["options"]["database"],
+            "database": params["database"] or default_database(template, engine),
             "container": self.container,
             "created_at": iso(created),
             "expires_at": iso(created + ttl) if ttl else None,
@@ -234,18 +244,27 @@ class InstanceManager:
         return taken
 
     def _run_container(self, meta, engine, generation):
+        data = os.stat(self.paths["data"])
+        entrypoint, args = engine.command(engine.clone_args())
         spec = {
             "name": self.container,
             "image": meta["image"],
+            # The account that owns the datadir: the server's, as the import ran it.
+            "user": "%d:%d" % (data.st_uid, data.st_gid),
+            "entrypoint": entrypoint,
+            "args": args,
             "labels": labels(role="instance", instance=self.name, template=meta["template"],
                              generation=generation, pool=self.pool.path, engine=meta["engine"],
                              owner=meta["owner"], port=meta["port"]),
             "mounts": [{"type": "volume", "source": self.container, "target": engine.datadir}],
             "publish": [(meta["bind_address"], meta["port"], engine.port)],
             "restart": "unless-stopped",
+            # A clean shutdown on `docker stop` and host shutdowns, never a kill
+            # followed by crash recovery.
+            "stop_signal": engine.stop_signal,
+            "stop_timeout": STOP_TIMEOUT,
             "memory": meta["memory"],
             "cpus": meta["cpus"],
-            "args": engine.clone_args(),
         }
         self.docker.remove(self.container)
         self.docker.run(spec)
@@ -296,7 +315,7 @@ class InstanceManager:
         if not state or not state.get("Running"):
             return self._result(False, meta, "none")
         if not self.check_mode:
-            self.docker.stop(self.container, 30)
+            self.docker.stop(self.container, STOP_TIMEOUT)
         return self._result(True, meta, "stop")
 
     def _reset(self, meta):

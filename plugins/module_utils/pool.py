@@ -10,6 +10,7 @@ Layout, readable by a person:
   instances/NAME/instance.json        what the instance is (no secrets)
   instances/NAME/secret.json          its credentials, root-only
   locks/                              flock files
+  host.json                           what the host role provisioned (images by engine)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json
 
 STAGING_PREFIX = ".importing-"
 
@@ -56,6 +58,11 @@ class Pool:
             path = os.path.join(self.path, sub)
             if not os.path.isdir(path):
                 os.mkdir(path, mode)
+
+    def provisioned_image(self, engine):
+        """The image the host role provisioned for ``engine``, or None."""
+        record = read_json(os.path.join(self.path, "host.json")) or {}
+        return record.get("images", {}).get(engine)
 
     def free_bytes(self):
         stat = os.statvfs(self.path)

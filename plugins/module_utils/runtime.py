@@ -10,6 +10,7 @@ them without an engine. Every container and volume MyAAS makes carries labels
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
@@ -26,10 +27,15 @@ def run_argv(spec):
 
     spec keys: name, image, labels, mounts (list of dicts: type, source,
     target, readonly), network, publish (list of (host_ip, host_port,
-    container_port)), restart, memory, cpus, stop_signal, stop_timeout, env
-    (never secrets: they would be visible in `docker inspect`), args.
+    container_port)), restart, memory, cpus, stop_signal, stop_timeout, user,
+    entrypoint, env (never secrets: they would be visible in `docker
+    inspect`), args.
     """
     argv = ["docker", "run", "--detach", "--name", spec["name"]]
+    if spec.get("user"):
+        argv += ["--user", spec["user"]]
+    if spec.get("entrypoint"):
+        argv += ["--entrypoint", spec["entrypoint"]]
     for key, value in sorted(spec.get("labels", {}).items()):
         argv += ["--label", "%s=%s" % (key, value)]
     for mount in spec.get("mounts", []):
@@ -80,6 +86,16 @@ class Docker:
     def image_id(self, image):
         rc, out, _err = self._run(["docker", "image", "inspect", "--format", "{{.Id}}", image], check=False)
         return out.strip() if rc == 0 else None
+
+    def account_ids(self, image, account):
+        """(uid, gid) of an OS account in an image, asked of a throw-away container."""
+        rc, out, err = self._run(["docker", "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "id",
+                                  image, account], check=False)
+        found = re.search(r"uid=(\d+)\S* gid=(\d+)", out)
+        if rc != 0 or not found:
+            raise MyaasError("Image %s has no OS account %r to run the server as (id said: %s). Use an image that "
+                             "ships the server with its usual account." % (image, account, (err or out).strip()))
+        return int(found.group(1)), int(found.group(2))
 
     def inspect(self, name):
         rc, out, _err = self._run(["docker", "container", "inspect", name], check=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 import shutil
 import time
 
@@ -27,6 +28,10 @@ METADATA = "template.json"
 DUMP_MOUNT = "/myaas/dump"
 # Below this much free space after a failed import, the pool is called full.
 LOW_SPACE_BYTES = 64 * 2 ** 20
+# How MyAAS lays out and starts a template's server. Part of the options, so
+# templates made by an older MyAAS (started by the image's entrypoint, which
+# may have left a known superuser password in the data) are imported again.
+TEMPLATE_FORMAT = 2
 
 
 def host_memory_bytes():
@@ -95,7 +100,7 @@ class TemplateManager:
         params = self.params
         src = params["src"]
         fmt, own_schema = dumps.inspect_dump(src, self.engine)
-        image = params["image"] or self.engine.default_image
+        image = params["image"] or self.pool.provisioned_image(self.engine.name) or self.engine.default_image
         image_id = self.docker.image_id(image)
         if not image_id:
             raise MyaasError("Image %s is not on this host. Make it available with the role myaas.myaas.host "
@@ -108,6 +113,7 @@ class TemplateManager:
             "engine": self.engine.name,
             "image_id": image_id,
             "options": {
+                "format": TEMPLATE_FORMAT,
                 "database": None if own_schema else params["database"] or self.name,
                 "post_import_sql": post_sql,
                 "tuning": dict(params["tuning"] or {}),
@@ -136,11 +142,11 @@ class TemplateManager:
                 return result
             os.makedirs(self.pool.template_dir(self.name), mode=0o755, exist_ok=True)
             result["removed_leftovers"] = self._remove_leftovers()
-            result["template"] = self._import(planned, fmt)
+            result["template"] = self._import(planned, fmt, dumps.switched_schemas(src, fmt, self.engine))
             result["diff"]["after"] = result["template"]
             return result
 
-    def _import(self, planned, fmt):
+    def _import(self, planned, fmt, dump_order):
         params = self.params
         generation = planned["generation"]
         staging = self.pool.staging_path(self.name, generation)
@@ -148,8 +154,13 @@ class TemplateManager:
         database = planned["options"]["database"]
         started = time.monotonic()
         try:
+            uid, gid = self.docker.account_ids(planned["image"], self.engine.account)
             self.pool.create_subvolume(staging)
-            self.docker.run(self._import_spec(container, staging, planned["image"], generation, fmt))
+            # The server runs as the image's own account, never as root, and
+            # initialises the empty datadir itself.
+            os.chown(staging, uid, gid)
+            os.chmod(staging, 0o700)
+            self.docker.run(self._import_spec(container, staging, planned, fmt, "%d:%d" % (uid, gid)))
             self.docker.wait_until_answers(container, self.engine.ready_probe(), self.engine.exec_user,
                                            ("start_timeout", params["start_timeout"]), "The import server", 0.25)
             deadline = started + params["import_timeout"]
@@ -169,6 +180,8 @@ class TemplateManager:
             for script in planned["options"]["post_import_sql"]:
                 dumps.stream_into(script["path"], dumps.detect_format(script["path"]), client,
                                   max(1, deadline - time.monotonic()), engine.error_re)
+            databases = self._databases(container, database, dump_order)
+            definers = self._create_definers(container, databases)
             self._shutdown(container)
             self.pool.set_readonly(staging, True)
             os.rename(staging, planned["path"])
@@ -190,6 +203,8 @@ class TemplateManager:
         seconds = time.monotonic() - started
         template = dict(planned)
         template.update({
+            "databases": databases,
+            "definers_created": definers,
             "imported_at": iso(time.time()),
             "import_seconds": round(seconds, 3),
             "rate": int(planned["source"]["bytes"] / seconds) if seconds else 0,
@@ -199,23 +214,45 @@ class TemplateManager:
         self._prune(generation)
         return template
 
-    def _import_spec(self, container, staging, image, generation, fmt):
+    def _import_spec(self, container, staging, planned, fmt, user):
         mounts = [{"type": "bind", "source": staging, "target": self.engine.datadir}]
         if fmt in self.engine.archive_magic.values():
             mounts.append({"type": "bind", "source": self.params["src"], "target": DUMP_MOUNT, "readonly": True})
+        entrypoint, args = self.engine.command(self.engine.bulk_load_args(self.params["tuning"], host_memory_bytes()))
         return {
             "name": container,
-            "image": image,
-            "labels": labels(role="import", template=self.name, generation=generation, pool=self.pool.path,
-                             engine=self.engine.name),
+            "image": planned["image"],
+            "labels": labels(role="import", template=self.name, generation=planned["generation"],
+                             pool=self.pool.path, engine=self.engine.name),
             "mounts": mounts,
             "stop_signal": self.engine.stop_signal,
             # Imports talk to the server through `docker exec` and the local
             # socket: no port, no network, no password.
             "network": "none",
-            "env": self.engine.import_env(),
-            "args": self.engine.bulk_load_args(self.params["tuning"], host_memory_bytes()),
+            "user": user,
+            "entrypoint": entrypoint,
+            "args": args,
         }
+
+    def _query(self, container, sql):
+        out = self.docker.exec(container, self.engine.query_argv(sql), user=self.engine.exec_user)[1]
+        return [line for line in out.splitlines() if line.strip()]
+
+    def _databases(self, container, loaded_into, dump_order):
+        """The databases the template holds, as the server lists them: the one the
+        dump was loaded into first, then those the dump switched to, in its order."""
+        names = self._query(container, self.engine.list_databases_sql())
+        first = ([loaded_into] if loaded_into else []) + dump_order
+        return sorted(names, key=lambda name: (first.index(name) if name in first else len(first), names.index(name)))
+
+    def _create_definers(self, container, databases):
+        """Make the accounts that the template's objects name as DEFINER, locked."""
+        sql = self.engine.missing_definers_sql()
+        definers = self._query(container, sql) if sql else []
+        if definers:
+            self.docker.exec(container, self.engine.local_client(), user=self.engine.exec_user,
+                             data=self.engine.create_definers_sql(definers, databases, secrets.token_urlsafe(24)))
+        return definers
 
     def _shutdown(self, container):
         sql = self.engine.before_shutdown_sql()

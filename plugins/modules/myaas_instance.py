@@ -79,7 +79,9 @@ options:
     description: Its password. Without it, a random one is generated (and returned).
     type: str
   database:
-    description: The database the DSN points at. Defaults to the schema the template's dump was loaded into.
+    description:
+      - The database the DSN points at. Defaults to the schema the template's dump was loaded into, else the
+        first database the dump made itself (as recorded in the template), else V(postgres) for PostgreSQL.
     type: str
   memory:
     description: Memory limit of the container, as Docker reads it (e.g. C(1g)).
@@ -145,7 +147,14 @@ instance:
     user: {description: Database account., type: str, sample: dev}
     password: {description: Its password., type: str}
     database: {description: The default database., type: str, sample: shop}
-    dsn: {description: A URL with all of the above., type: str, sample: "mysql://dev:secret@db1.example.org:13306/shop"}
+    dsn:
+      description: A URL with all of the above, user and password percent-encoded; drivers take it as it is.
+      type: str
+      sample: "mysql://dev:secret@db1.example.org:13306/shop"
+    client_command:
+      description: The engine's command-line client, ready to paste into a shell.
+      type: str
+      sample: "mariadb -h db1.example.org -P 13306 -u dev -psecret shop"
     container: {description: Name of the server container., type: str, sample: myaas-shop-alice}
     created_at: {description: "Creation time, UTC, ISO 8601.", type: str}
     expires_at: {description: When the reaper may remove it; null for never., type: str}

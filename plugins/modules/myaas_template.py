@@ -42,7 +42,11 @@ options:
     choices: [mariadb, mysql, postgresql]
     default: mariadb
   image:
-    description: The server image. Defaults to V(mariadb:10.11), V(mysql:8.0) or V(postgres:15) by engine.
+    description:
+      - The server image. Any image that ships the engine's server binaries and its usual OS account
+        (C(mysql), C(postgres)) works; MyAAS starts the server itself and ignores the image's entrypoint.
+      - Defaults to the image the host role provisioned for the engine (recorded in C(host.json) on the
+        pool), else to the official V(mariadb:10.11), V(mysql:8.0) or V(postgres:15).
     type: str
   restore_jobs:
     description:
@@ -156,6 +160,19 @@ template:
     rate: {description: Dump bytes imported per second., type: int}
     size_bytes: {description: Size of the generation on the pool., type: int}
     options: {description: Import options that decide whether a dump must be imported again., type: dict}
+    databases:
+      description: The databases (schemas) the template holds, read from the server after the import.
+      type: list
+      elements: str
+      sample: [shop]
+    definers_created:
+      description:
+        - Accounts named as DEFINER by views, routines, triggers or events that the dump did not create.
+          Each was made as a locked account (no login) with all privileges on the template's databases,
+          so that those objects work in every instance.
+      type: list
+      elements: str
+      sample: ["app@10.0.0.%"]
 reason:
   description: Why the template was imported.
   returned: changed

@@ -105,3 +105,12 @@ def test_stream_into_times_out(tmp_path):
     path = write(tmp_path, "d.sql", SQL)
     with pytest.raises(MyaasError, match="import_timeout"):
         dumps.stream_into(path, "plain", ["sleep", "30"], timeout=1)
+
+
+def test_schemas_a_dump_switches_to_come_in_its_order(tmp_path):
+    mysqldump = (b"-- MariaDB dump\nCREATE DATABASE /*!32312 IF NOT EXISTS*/ `sales`;\nUSE `sales`;\n"
+                 b"CREATE TABLE t (id INT);\nUSE `hr`;\nUSE sales;\n")
+    assert dumps.switched_schemas(write(tmp_path, "m.sql", mysqldump), "plain", MARIADB) == ["sales", "hr"]
+    pg_dump = b"CREATE DATABASE shop;\n\\connect shop\nCREATE DATABASE crm;\n\\connect -reuse-previous=on \"dbname='crm'\"\n"
+    assert dumps.switched_schemas(write(tmp_path, "p.sql", pg_dump), "plain", POSTGRESQL) == ["shop", "crm"]
+    assert dumps.switched_schemas(write(tmp_path, "q.sql", SQL), "plain", MARIADB) == []

@@ -27,7 +27,8 @@ def test_bulk_load_settings_never_reach_clones(name):
         assert any(risky in arg for arg in bulk), risky
         assert not any(risky in arg for arg in clone), risky
     # The redo log keeps its size, so a clone never rebuilds it at start.
-    assert set(engine.common_args) <= bulk and set(engine.common_args) <= clone
+    for extra in (engine.bulk_load_args({}, GIB), engine.clone_args()):
+        assert set(engine.common_args) <= set(engine.command(extra)[1])
 
 
 def test_tuning_overrides_the_defaults():
@@ -64,25 +65,96 @@ def test_init_sql_quotes_what_it_is_given():
     assert sql.count("'dev'@'%'") == 3
 
 
-def test_local_clients():
-    assert get_engine("mariadb").local_client("shop")[0] == "mariadb"
-    assert get_engine("mariadb").local_client("shop")[-1] == "shop"
-    mysql = get_engine("mysql").local_client()
-    assert mysql[:2] == ["mysql", "--user=root"]
+def test_local_clients_ignore_the_images_option_files_and_use_our_socket():
+    client = get_engine("mariadb").local_client("shop")
+    assert client[:3] == ["mariadb", "--no-defaults", "--socket=/tmp/mysqld.sock"]
+    assert client[-1] == "shop" and "--user=root" in client
+    assert get_engine("mysql").local_client()[0] == "mysql"
+    assert get_engine("mariadb").exec_user == "root"
+
+
+@pytest.mark.parametrize("name", ["mariadb", "mysql", "postgresql"])
+def test_the_server_is_started_by_myaas_not_by_the_images_entrypoint(name):
+    engine = get_engine(name)
+    entrypoint, args = engine.command(["--extra"])
+    assert entrypoint == "/bin/sh" and args[0] == "-c" and args[1] == engine.launcher
+    # $0, then the datadir ($1), then the server's arguments, ours last.
+    assert args[2:4] == ["myaas-server", engine.datadir] and args[-1] == "--extra"
+    assert set(engine.server_args()) <= set(args)
+    # No environment variable of any image decides anything, and no secret is on the command line.
+    assert "PASSWORD" not in " ".join(args)
+
+
+@pytest.mark.parametrize("name,init", [("mariadb", "mariadb-install-db"), ("mysql", "--initialize-insecure"),
+                                       ("postgresql", "initdb")])
+def test_launchers_initialise_an_empty_datadir_themselves(name, init):
+    launcher = get_engine(name).launcher
+    assert init in launcher and launcher.startswith("set -eu")
+    assert "exec " in launcher.splitlines()[-1]
+
+
+def test_mariadb_servers_read_no_option_file_and_listen_on_all_addresses():
+    args = get_engine("mariadb").server_args()
+    assert args[0] == "--no-defaults"
+    assert "--bind-address=0.0.0.0" in args and "--skip-name-resolve" in args
+    assert "--auth-root-authentication-method=socket" in get_engine("mariadb").launcher
+
+
+def test_postgresql_superuser_has_no_password_and_tcp_needs_one():
+    engine = get_engine("postgresql")
+    assert "--auth-host=scram-sha-256" in engine.launcher and "--auth-local=peer" in engine.launcher
+    assert "host all all all scram-sha-256" in engine.launcher
+    assert "PASSWORD NULL" in engine.init_sql("dev", "x", None).splitlines()[0]
+
+
+def test_mysql_locks_the_password_less_root_before_the_freeze():
+    assert "ALTER USER 'root'@'localhost' ACCOUNT LOCK" in get_engine("mysql").before_shutdown_sql()
+
+
+def test_definers_become_locked_accounts_with_rights_on_the_templates_databases():
+    engine = get_engine("mariadb")
+    sql = engine.create_definers_sql(["app@10.0.0.%", "o'brien@%"], ["shop", "hr"], "Zz9")
+    assert "CREATE USER IF NOT EXISTS 'app'@'10.0.0.%' IDENTIFIED BY 'Zz9' ACCOUNT LOCK;" in sql
+    assert "GRANT ALL PRIVILEGES ON `hr`.* TO 'o\\'brien'@'%';" in sql
+    assert "*.*" not in sql
+    assert "information_schema.TRIGGERS" in engine.missing_definers_sql()
+    assert get_engine("postgresql").missing_definers_sql() is None
+
+
+@pytest.mark.parametrize("name,dsn", [
+    ("mariadb", "mysql://d%40v:p%2F%3A%40%25w@h:1/my%20db"),
+    ("postgresql", "postgresql://d%40v:p%2F%3A%40%25w@h:1/my%20db"),
+])
+def test_dsn_percent_encodes_user_password_and_database(name, dsn):
+    assert get_engine(name).dsn("d@v", "p/:@%w", "h", 1, "my db") == dsn
+
+
+def test_dsn_without_a_database_has_no_trailing_slash_and_ipv6_is_bracketed():
+    assert get_engine("mariadb").dsn("u", "p", "::1", 3, None) == "mysql://u:p@[::1]:3"
+
+
+def test_client_commands_follow_the_engine():
+    assert get_engine("mariadb").client_command("dev", "pw", "db1", 13306, "shop") == \
+        "mariadb -h db1 -P 13306 -u dev -ppw shop"
+    assert get_engine("postgresql").client_command("dev", "pw", "db1", 15432, "shop") == \
+        "psql postgresql://dev:pw@db1:15432/shop"
+    assert get_engine("postgresql").client_command("dev", "pw", "db1", 15432, None).endswith("/postgres")
 
 
 def test_mysql_follows_the_official_image():
     engine = get_engine("mysql")
     assert engine.default_image == "mysql:8.0"
-    assert engine.import_env() == {"MYSQL_ALLOW_EMPTY_PASSWORD": "yes"}
+    assert engine.account == "mysql" and "--initialize-insecure" in engine.launcher
     assert "--disable-log-bin" in engine.bulk_load_args({}, GIB)
     assert engine.clean_shutdown("[System] [MY-010910] [Server] /usr/sbin/mysqld: Shutdown complete (mysqld 8.0.40)")
     assert engine.dsn("u", "p", "h", 1, "d") == "mysql://u:p@h:1/d"
 
 
-def test_ready_probe_ignores_the_official_images_temporary_server():
-    probe = get_engine("mariadb").ready_probe()
-    assert "skip_networking = 0" in probe[-1]
+@pytest.mark.parametrize("name", ["mariadb", "postgresql"])
+def test_ready_probe_is_a_query_through_the_local_client(name):
+    engine = get_engine(name)
+    probe = engine.ready_probe()
+    assert probe[:len(engine.local_client())] == engine.local_client() and probe[-1] == "SELECT 1"
 
 
 def test_postgresql_bulk_settings_are_command_line_only():
@@ -93,7 +165,7 @@ def test_postgresql_bulk_settings_are_command_line_only():
     assert settings["wal_level"] == "minimal" and settings["maintenance_work_mem"] == "2GB"
     assert settings["shared_buffers"] == "3072MB"
     assert "fsync=off" not in " ".join(engine.clone_args())
-    assert engine.stop_signal == "SIGINT" and engine.exec_user == "postgres"
+    assert engine.stop_signal == "SIGINT" and engine.exec_user is None
 
 
 def test_postgresql_credentials_go_through_the_local_client():

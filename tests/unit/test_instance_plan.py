@@ -65,3 +65,17 @@ def test_a_pool_that_is_not_btrfs_is_refused(pool_dir, make_runner):
     runner = make_runner([(["stat"], (0, "ext2/ext3\n", ""))])
     with pytest.raises(MyaasError, match="not btrfs"):
         manager(pool_dir, runner).apply()
+
+
+@pytest.mark.parametrize("engine,options,databases,expected", [
+    ("mariadb", {"database": None}, ["sales", "hr"], "sales"),
+    ("mariadb", {"database": "shop"}, ["shop", "hr"], "shop"),
+    ("mariadb", {"database": None}, [], None),
+    ("postgresql", {"database": None}, [], "postgres"),
+    ("postgresql", {"database": None}, ["crm"], "crm"),
+])
+def test_an_instance_lands_in_the_dumps_own_database(pool_dir, make_runner, engine, options, databases, expected):
+    template = dict(TEMPLATE, engine=engine, options=options, databases=databases)
+    (pool_dir / "templates" / "shop" / "template.json").write_text(json.dumps(template))
+    runner = make_runner([(["stat"], (0, "btrfs\n", ""))])
+    assert manager(pool_dir, runner).apply()["instance"]["database"] == expected

@@ -31,6 +31,25 @@ def test_run_argv_import_container_has_no_network_and_no_port():
     assert argv[argv.index("--env") + 1] == "A=1"
 
 
+def test_run_argv_overrides_the_entrypoint_and_runs_as_the_servers_account():
+    argv = run_argv({"name": "c", "image": "mariadb:10.11", "user": "999:999", "entrypoint": "/bin/sh",
+                     "args": ["-c", "exec mariadbd \"$@\"", "myaas-server", "--no-defaults"]})
+    assert argv[argv.index("--user") + 1] == "999:999"
+    assert argv[argv.index("--entrypoint") + 1] == "/bin/sh"
+    # Options come before the image, the command after it.
+    assert argv.index("--entrypoint") < argv.index("mariadb:10.11") < argv.index("-c")
+    assert argv[-1] == "--no-defaults"
+
+
+def test_account_ids_are_read_from_the_image(make_runner):
+    runner = make_runner([(["docker", "run"], (0, "uid=999(mysql) gid=999(mysql) groups=999(mysql)\n", ""))])
+    assert Docker(runner).account_ids("mariadb:10.11", "mysql") == (999, 999)
+    assert runner.calls[0][-2:] == ["mariadb:10.11", "mysql"] and "--rm" in runner.calls[0]
+    missing = make_runner([(["docker", "run"], (1, "", "id: 'mysql': no such user"))])
+    with pytest.raises(MyaasError, match="has no OS account 'mysql'"):
+        Docker(missing).account_ids("busybox", "mysql")
+
+
 def test_volume_is_a_local_bind_volume():
     assert bind_volume_argv("v", "/pool/instances/a/data", {"org.myaas.role": "instance"}) == [
         "docker", "volume", "create", "--driver", "local", "--opt", "type=none", "--opt", "o=bind",
