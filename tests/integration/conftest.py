@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from rig import ROOT, provision, teardown
+from rig import PG_CUSTOMERS, ROOT, ensure_official_images, provision, sh, teardown
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +19,7 @@ def rig():
     the_rig, dockerd_was_up = provision()
     try:
         assert the_rig.provision.returncode == 0, the_rig.provision.stdout[-5000:]
+        ensure_official_images()
         yield the_rig
     finally:
         teardown(the_rig, dockerd_was_up)
@@ -30,6 +31,15 @@ def shop_sql(rig):
     path = os.path.join(rig.base, "shop.sql")
     with open(path, "wb") as out:
         subprocess.run(["gzip", "-dc", os.path.join(ROOT, "samples", "shop.sql.gz")], stdout=out, check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_sql(rig):
+    """A PostgreSQL dump of the sample shop, made by the sample generator."""
+    path = os.path.join(rig.base, "shop-pg.sql")
+    sh(os.path.join(ROOT, ".venv", "bin", "python"), os.path.join(ROOT, "tools", "make_sample_dump.py"),
+       "--dialect", "postgresql", "--customers", str(PG_CUSTOMERS), "-o", path)
     return path
 
 

@@ -7,17 +7,7 @@ import time
 
 import pytest
 
-from rig import PG_IMAGE, ROOT, sh
-
-CUSTOMERS = 3000
-
-
-@pytest.fixture(scope="module")
-def pg_sql(rig):
-    path = os.path.join(rig.base, "shop-pg.sql")
-    sh(os.path.join(ROOT, ".venv", "bin", "python"), os.path.join(ROOT, "tools", "make_sample_dump.py"),
-       "--dialect", "postgresql", "--customers", str(CUSTOMERS), "-o", path)
-    return path
+from rig import PG_CUSTOMERS as CUSTOMERS, PG_IMAGE, sh
 
 
 def pg_template(rig, name, src, **options):
@@ -78,8 +68,8 @@ def test_custom_format_archive_restores_in_parallel(rig, pgshop, workdir):
     archive = os.path.join(workdir, "shop.dump")
     try:
         with open(archive, "wb") as out:
-            subprocess.run(["docker", "exec", "--user", "postgres", source["container"], "pg_dump", "--format=custom",
-                            "--dbname", "pgshop"], stdout=out, check=True)
+            subprocess.run(["docker", "exec", source["container"], "pg_dump", "--host", "/tmp",
+                            "--format=custom", "--dbname", "pgshop"], stdout=out, check=True)
     finally:
         rig.instance("pg-dumper", state="absent")
     result = pg_template(rig, "pg-custom", archive, restore_jobs=2)
@@ -183,3 +173,23 @@ def test_survives_a_docker_daemon_restart_and_is_reaped(rig, pgshop):
     finally:
         for name in ("pg-survivor", "pg-keeper"):
             rig.instance(name, state="absent")
+
+
+def test_new_db_prints_the_postgresql_client_and_a_dsn_that_works(rig, pgshop):
+    import psycopg2  # pylint: disable=import-outside-toplevel
+    run = rig.playbook("playbooks/new_db.yml", "-e", "template=pgshop", "-e", "name=pg-nd",
+                       "-e", "myaas_public_host=127.0.0.1")
+    try:
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert "Client: psql postgresql://dev:" in run.stdout and "mariadb -h" not in run.stdout
+        dsn = [line for line in run.stdout.splitlines() if "DSN: " in line][0].split("DSN: ", 1)[1].rstrip('",')
+        assert dsn.endswith(":%d/pgshop" % rig.info(name="pg-nd")["instances"][0]["port"])
+        connection = psycopg2.connect(dsn)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT COUNT(*) FROM customers")
+                assert cursor.fetchone()[0] == CUSTOMERS
+        finally:
+            connection.close()
+    finally:
+        rig.instance("pg-nd", state="absent")
