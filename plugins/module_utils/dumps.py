@@ -13,6 +13,7 @@ import hashlib
 import re
 import subprocess
 import tempfile
+import threading
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
@@ -50,6 +51,9 @@ def detect_format(path, archives=None):
     for magic, name in MAGIC + tuple((archives or {}).items()):
         if head.startswith(magic):
             return name
+    if len(head) >= 4 and head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18":
+        # A zstd skippable frame (magic 0x184D2A5?), which pzstd writes first.
+        return "zstd"
     return "plain"
 
 
@@ -123,11 +127,72 @@ def _tail(handle, limit=4000):
     return handle.read().decode("utf-8", "replace")[-limit:]
 
 
-def stream_into(path, fmt, client_argv, timeout, error_re=re.compile(r"^ERROR"), label=None):
+# Dump tools that close their output with a line of their own: (tool, header, trailer).
+# A dump whose header names one of them and whose trailer is missing was cut short.
+DUMP_TOOLS = (
+    ("mysqldump", re.compile(rb"^-- MySQL dump ", re.MULTILINE), b"-- Dump completed"),
+    ("mariadb-dump", re.compile(rb"^-- MariaDB dump ", re.MULTILINE), b"-- Dump completed"),
+    ("pg_dump", re.compile(rb"^-- PostgreSQL database dump\s*$", re.MULTILINE), b"-- PostgreSQL database dump complete"),
+)
+TAIL_BYTES = 64 * 1024
+CHUNK_BYTES = 1024 * 1024
+# Sent after the dump; the client prints it only if it read the dump to the end.
+END_MARKER = "MYAAS-END-OF-DUMP"
+END_SQL = ("\nSELECT '%s';\n" % END_MARKER).encode()
+
+
+def cut_short(head, tail):
+    """(tool, closing line) of the tool that wrote the dump if that line is missing, else None."""
+    for tool, header, trailer in DUMP_TOOLS:
+        if header.search(head[:PEEK_BYTES]) and trailer not in tail:
+            return tool, trailer.decode()
+    return None
+
+
+class _Pump(threading.Thread):
+    """Copies the dump into the client, keeping its first and last bytes.
+
+    Python in the middle costs little next to the server's work, and it sees
+    what a plain pipe cannot: the dump's last line, and a client that stopped
+    reading before the end.
+    """
+
+    def __init__(self, source, sink, epilogue):
+        super().__init__(daemon=True)
+        self.source, self.sink, self.epilogue = source, sink, epilogue
+        self.head, self.tail, self.sent = b"", b"", 0
+        self.reached_end = False
+
+    def run(self):
+        try:
+            while True:
+                chunk = self.source.read(CHUNK_BYTES)
+                if not chunk:
+                    self.reached_end = True
+                    self.sink.write(self.epilogue)
+                    break
+                if len(self.head) < PEEK_BYTES:
+                    self.head += chunk[:PEEK_BYTES - len(self.head)]
+                self.tail = (self.tail + chunk)[-TAIL_BYTES:]
+                self.sink.write(chunk)
+                self.sent += len(chunk)
+        except (BrokenPipeError, ValueError, OSError):
+            pass    # the client went away; the caller reads its exit code
+        finally:
+            for handle in (self.sink, self.source):
+                try:
+                    handle.close()
+                except OSError:
+                    pass
+
+
+def stream_into(path, fmt, client_argv, timeout, error_re=re.compile(r"^ERROR"), label=None, sql_client=True):
     """Pipe the dump, decompressed, into ``client_argv``; raise on any failure.
 
     Both ends are checked: a truncated archive fails here even when the
-    client happily ran every statement it was given.
+    client happily ran every statement it was given, and so does a dump whose
+    tool's closing line is missing, or one the client stopped reading early
+    (``sql_client``: the client runs SQL and prints what a SELECT returns).
     """
     label = label or path
     deadline = time.monotonic() + timeout
@@ -137,12 +202,13 @@ def stream_into(path, fmt, client_argv, timeout, error_re=re.compile(r"^ERROR"),
         if fmt != "plain":
             decompressor = subprocess.Popen(DECOMPRESSORS[fmt], stdin=source, stdout=subprocess.PIPE,
                                             stderr=dec_err)
-        client = subprocess.Popen(client_argv, stdin=decompressor.stdout if decompressor else source,
-                                  stdout=cli_out, stderr=subprocess.STDOUT)
-        if decompressor:
-            decompressor.stdout.close()  # the client holds the only read end now
+        client = subprocess.Popen(client_argv, stdin=subprocess.PIPE, stdout=cli_out, stderr=subprocess.STDOUT)
+        pump = _Pump(decompressor.stdout if decompressor else source, client.stdin,
+                     END_SQL if sql_client else b"")
+        pump.start()
         try:
             client_rc = client.wait(timeout=max(1, deadline - time.monotonic()))
+            pump.join(timeout=max(1, deadline - time.monotonic()))
             dec_rc = decompressor.wait(timeout=max(1, deadline - time.monotonic())) if decompressor else 0
         except subprocess.TimeoutExpired:
             for proc in (client, decompressor):
@@ -160,3 +226,12 @@ def stream_into(path, fmt, client_argv, timeout, error_re=re.compile(r"^ERROR"),
             output = _tail(cli_out, 2000)
             raise MyaasError("Import of %s failed: %s" % (label, client_error(cli_out, error_re)),
                              client_output=output.splitlines())
+        if not pump.reached_end or (sql_client and END_MARKER not in _tail(cli_out, 4096)):
+            raise MyaasError("Import of %s failed: the client stopped reading after %d bytes of SQL, before the "
+                             "end of the dump. The dump ends the session early (\\q, quit or exit): remove that "
+                             "line." % (label, pump.sent))
+        short = cut_short(pump.head, pump.tail)
+        if short:
+            raise MyaasError("Dump %s was cut short: it was written by %s, but its closing line (%r) is missing. "
+                             "The backup job probably stopped early; the template was left as it was. Give a "
+                             "complete dump." % ((label,) + short))

@@ -9,14 +9,18 @@ removed whole: container, volume, subvolume and folder.
 
 from __future__ import annotations
 
+import getpass
 import glob
 import os
 import secrets
+import shutil
 import string
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import LIMITS, planned_settings
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.ports import pick_port
 from ansible_collections.myaas.myaas.plugins.module_utils.runtime import labels
 from ansible_collections.myaas.myaas.plugins.module_utils.template_import import metadata_path as template_metadata
@@ -31,10 +35,6 @@ MIN_FREE_BYTES = 64 * 2 ** 20
 # Seconds a clone gets to shut down cleanly when stopped.
 STOP_TIMEOUT = 60
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
-
-
-def container_name(name):
-    return "myaas-%s" % name
 
 
 def new_password(length=24):
@@ -92,7 +92,7 @@ class InstanceManager:
         self.now = now
         self.name = params["name"]
         self.paths = instance_paths(pool, self.name)
-        self.container = container_name(self.name)
+        self.container = container_name(pool.path, self.name)
         self.timings = {}   # seconds per step of a clone, returned so the slowest is visible
 
     def _lock(self, kind="instance", name=None):
@@ -113,6 +113,9 @@ class InstanceManager:
         self.pool.ensure_layout()
         with self._lock():
             meta = load_instance(self.pool, self.name)
+            if meta:
+                # Instances made before names carried the pool keep their container's name.
+                self.container = meta.get("container", self.container)
             if state == "absent":
                 return self._absent(meta)
             if meta is None:
@@ -123,11 +126,28 @@ class InstanceManager:
             if wanted and wanted != meta["template"]:
                 raise MyaasError("Instance %s exists with template %s, not %s. Drop it first, or use state=reset "
                                  "to refresh its data from its own template." % (self.name, meta["template"], wanted))
+            changes = planned_settings(meta, self.params)
             if state == "reset":
-                return self._reset(meta)
+                return self._reset(self._apply_settings(meta, changes))
             if state == "stopped":
-                return self._stop(meta)
-            return self._ensure_running(meta)
+                return self._stop(self._apply_settings(meta, changes))
+            before = meta
+            result = self._ensure_running(self._apply_settings(meta, changes))
+            if changes:
+                result.update(changed=True, diff={"before": before, "after": result["diff"]["after"]})
+                result["operation"] = "update" if result["operation"] == "none" else result["operation"]
+            return result
+
+    def _apply_settings(self, meta, changes):
+        """The metadata with ``changes``, written (and limits given to the container) unless in check mode."""
+        if not changes:
+            return meta
+        meta = dict(meta, **changes)
+        if not self.check_mode:
+            if set(changes) & set(LIMITS) and self.docker.state(meta["container"]):
+                self.docker.update(meta["container"], changes.get("memory"), changes.get("cpus"))
+            write_json(self.paths["meta"], meta)
+        return meta
 
     # -- create ------------------------------------------------------------
     def _create(self):
@@ -142,7 +162,7 @@ class InstanceManager:
                              "instances you no longer need (playbook drop_db.yml, reap.yml) or grow the pool."
                              % (self.pool.path, free // 2 ** 20, MIN_FREE_BYTES // 2 ** 20))
         created = self.now()
-        ttl = params["ttl"]
+        ttl = params["ttl"] or 0
         meta = {
             "name": self.name,
             "template": template["name"],
@@ -156,8 +176,8 @@ class InstanceManager:
             "container": self.container,
             "created_at": iso(created),
             "expires_at": iso(created + ttl) if ttl else None,
-            "owner": params["owner"],
-            "protected": params["protected"],
+            "owner": params["owner"] or getpass.getuser(),
+            "protected": bool(params["protected"]),
             "memory": params["memory"],
             "cpus": params["cpus"],
             "cow": COW_METHOD,
@@ -165,6 +185,10 @@ class InstanceManager:
         if self.check_mode:
             return self._result(True, meta, "create")
         secret = {"user": params["user"], "password": params["password"] or new_password()}
+        if os.path.lexists(self.paths["dir"]):
+            # A create that was killed, or failed and could not clean up, left
+            # its folder; whatever else it left goes before the new snapshot.
+            self._remove_clone()
         os.makedirs(self.paths["dir"], mode=0o700, exist_ok=True)
         try:
             meta["generation"], ready = self._clone_and_start(meta, secret, engine, create=True)
@@ -199,16 +223,11 @@ class InstanceManager:
             write_json(self.paths["secret"], secret, mode=0o600)
         self.docker.create_volume(self.container, self.paths["data"],
                                   labels(role="instance", instance=self.name, pool=self.pool.path))
-        lap("prepare")
-        if meta["port"]:
-            self._run_container(meta, engine, generation)
-        else:
-            with self._lock("ports", "all"):
-                meta["port"] = pick_port(self.params["port_range"], self._taken_ports(), meta["bind_address"])
-                self._run_container(meta, engine, generation)
-        lap("container")
         meta["generation"] = generation
-        write_json(self.paths["meta"], meta)
+        self._reserve_port(meta)
+        lap("prepare")
+        self._run_container(meta, engine, generation)
+        lap("container")
         if engine.credentials_via == "local_client":
             # Through the local client's stdin, as the server's OS superuser:
             # the password is in no argv and no environment.
@@ -235,12 +254,28 @@ class InstanceManager:
                     raise
         raise AssertionError("unreachable")
 
+    def _reserve_port(self, meta):
+        """Pick (or check) the port and write the metadata that holds it, under the pool's ports lock.
+
+        The lock covers only the choice: the metadata is the reservation, so
+        containers start in parallel outside it.
+        """
+        with self._lock("ports", "all"):
+            taken = self._taken_ports()
+            if meta["port"] and meta["port"] in taken:
+                raise MyaasError("Port %d is held by instance %s; choose another port, or none to get a free one."
+                                 % (meta["port"], taken[meta["port"]]))
+            if not meta["port"]:
+                meta["port"] = pick_port(self.params["port_range"], taken, meta["bind_address"])
+            write_json(self.paths["meta"], meta)
+
     def _taken_ports(self):
-        taken = set()
+        """{port: instance name} of every other instance on the pool."""
+        taken = {}
         for path in glob.glob(os.path.join(self.pool.path, "instances", "*", METADATA)):
             other = read_json(path)
             if other and other.get("port") and other["name"] != self.name:
-                taken.add(other["port"])
+                taken[other["port"]] = other["name"]
         return taken
 
     def _run_container(self, meta, engine, generation):
@@ -266,13 +301,14 @@ class InstanceManager:
             "memory": meta["memory"],
             "cpus": meta["cpus"],
         }
-        self.docker.remove(self.container)
+        self.docker.remove(self.container, self.pool.path)
         self.docker.run(spec)
 
     def _wait_ready(self, meta, secret, engine):
         timeout = self.params["wait_timeout"]
         deadline = time.monotonic() + timeout
-        address = "127.0.0.1" if meta["bind_address"] in ("0.0.0.0", "") else meta["bind_address"]
+        address = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(meta["bind_address"],
+                                                                           meta["bind_address"])
         last_error = None
         while time.monotonic() < deadline:
             try:
@@ -345,16 +381,44 @@ class InstanceManager:
         return {"changed": True, "operation": "remove", "instance": None,
                 "diff": {"before": meta or {}, "after": {}}}
 
+    def _clone_steps(self):
+        return [lambda: self.docker.remove(self.container, self.pool.path),
+                lambda: self.docker.remove_volume(self.container, self.pool.path),
+                lambda: self.pool.delete_subvolume(self.paths["data"])]
+
     def _remove_clone(self):
         """The container, its volume and the data snapshot; the instance's folder and files stay."""
-        self.docker.remove(self.container)
-        self.docker.remove_volume(self.container)
-        self.pool.delete_subvolume(self.paths["data"])
+        run_every(self._clone_steps())
+
+    # -- for the reaper, which holds the instance's lock itself ------------
+    def remove_everything(self):
+        self._remove_everything()
+
+    def repair(self, meta):
+        """Bring back a lost container (same port, same password) or lost data (from the template)."""
+        return self._ensure_running(meta)
 
     def _remove_everything(self):
-        self._remove_clone()
-        for path in (self.paths["meta"], self.paths["secret"]):
-            if os.path.exists(path):
-                os.unlink(path)
-        if os.path.isdir(self.paths["dir"]):
-            os.rmdir(self.paths["dir"])
+        def folder():
+            # Only once the data is gone: never delete a datadir file by file.
+            if os.path.isdir(self.paths["dir"]) and not os.path.lexists(self.paths["data"]):
+                shutil.rmtree(self.paths["dir"])
+        run_every(self._clone_steps() + [lambda: remove_file(self.paths["meta"]),
+                                         lambda: remove_file(self.paths["secret"]), folder])
+
+
+def remove_file(path):
+    if os.path.lexists(path):
+        os.unlink(path)
+
+
+def run_every(steps):
+    """Run every cleanup step even when one fails (dockerd down, say), then raise the first error."""
+    first = None
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            first = first or exc
+    if first is not None:
+        raise first

@@ -9,7 +9,8 @@ import os
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.instances import (
-    METADATA as INSTANCE_METADATA, SECRET, container_name)
+    METADATA as INSTANCE_METADATA, SECRET)
+from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
 from ansible_collections.myaas.myaas.plugins.module_utils.template_import import METADATA as TEMPLATE_METADATA
@@ -57,19 +58,21 @@ def list_instances(pool, docker, sizes=True, now=None):
 
 
 def find_orphans(pool, docker, instances):
-    """Containers whose instance is gone, and instance data without a container."""
+    """Containers of the pool whose instance is gone, and instance folders without instance.json.
+
+    An instance whose container or data is missing is not an orphan: its
+    status says so, and the reaper repairs it. A folder without instance.json
+    may be an instance being made right now; the reaper checks its lock.
+    """
     known = set(instance["name"] for instance in instances)
     orphans = []
-    for container in docker.names(role="instance", pool=pool.path):
-        name = container[len("myaas-"):]
+    for container, name in docker.containers(role="instance", pool=pool.path):
         if name not in known:
             orphans.append({"kind": "container", "name": name, "container": container})
-    for instance in instances:
-        if instance["status"] in ("missing", "broken"):
-            orphans.append({"kind": "datadir", "name": instance["name"], "container": container_name(instance["name"])})
     for directory in sorted(glob.glob(os.path.join(pool.path, "instances", "*"))):
         if os.path.basename(directory) not in known:
-            orphans.append({"kind": "datadir", "name": os.path.basename(directory), "container": None})
+            orphans.append({"kind": "datadir", "name": os.path.basename(directory),
+                            "container": container_name(pool.path, os.path.basename(directory))})
     return orphans
 
 

@@ -82,7 +82,13 @@ class Pool:
             return False
         if self.is_readonly(path):
             self.set_readonly(path, False)
-        self._run(["btrfs", "subvolume", "delete", path])
+        rc, _out, _err = self._run(["btrfs", "subvolume", "delete", path], check=False)
+        if rc != 0:
+            # A subvolume inside this one (a snapshot taken into a leftover
+            # datadir) blocks the delete: remove the inner ones first.
+            for inner in nested_subvolumes(path):
+                self.delete_subvolume(inner)
+            self._run(["btrfs", "subvolume", "delete", path])
         return True
 
     def set_readonly(self, path, readonly):
@@ -96,6 +102,17 @@ class Pool:
         """(total, exclusive) bytes of a subvolume, as btrfs counts them."""
         out = self._run(["btrfs", "filesystem", "du", "-s", "--raw", path])[1]
         return parse_du(out)
+
+
+def nested_subvolumes(path):
+    """Subvolumes below ``path``, deepest first (on btrfs a subvolume's root is inode 256)."""
+    found = []
+    for directory, subdirs, _files in os.walk(path):
+        for sub in subdirs:
+            full = os.path.join(directory, sub)
+            if not os.path.islink(full) and os.stat(full).st_ino == 256:
+                found.append(full)
+    return sorted(found, key=lambda inner: inner.count(os.sep), reverse=True)
 
 
 def parse_du(output):

@@ -15,6 +15,18 @@ class Runner:
     def __init__(self, module):
         self._module = module
 
+    def require(self, *tools):
+        """Fail with a clear message, before anything is touched, if a command is missing.
+
+        Otherwise run_command would fail the module itself half-way, and the
+        cleanup after it would print a second result.
+        """
+        missing = [tool for tool in tools if not self._module.get_bin_path(tool)]
+        if missing:
+            raise MyaasError("%s: command not found on this host. Provision it with the role myaas.myaas.host "
+                             "(it installs btrfs-progs and the Docker engine), or put the command in the PATH."
+                             % ", ".join(missing))
+
     def run(self, argv, check=True, data=None):
         # The C locale makes tool output parse the same on every host.
         rc, out, err = self._module.run_command(

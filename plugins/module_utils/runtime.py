@@ -1,19 +1,44 @@
 # Copyright: MyAAS team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The container runtime: Docker, through its CLI.
+"""The container runtime: Docker, through its SDK.
 
-Command lines are built by pure functions (``run_argv``), so unit tests check
-them without an engine. Every container and volume MyAAS makes carries labels
-(``org.myaas.*``): that is how leftovers of a killed run are recognised.
+Containers and volumes are made, inspected and removed with the Docker SDK's
+low-level client: no CLI process per call, and typed errors that tell "no
+such container" from "the engine does not answer". Only SQL streamed into a
+server's client (imports, an instance's credentials) goes through `docker
+exec` of the CLI, which pipes stdin best.
+
+What is sent to the engine is built by pure functions (``create_args``), so
+unit tests check it without an engine. Every container and volume MyAAS makes
+carries labels (``org.myaas.*``) naming its pool: that is how leftovers of a
+killed run are recognised, and how MyAAS knows what is its own to remove.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
+import traceback
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+
+try:
+    import docker as docker_sdk
+    from docker.errors import DockerException, NotFound
+    from docker.types import Mount
+    from requests.exceptions import RequestException
+    SDK_IMPORT_ERROR = None
+except ImportError:
+    SDK_IMPORT_ERROR = traceback.format_exc()
+
+    class DockerException(Exception):
+        pass
+
+    class NotFound(DockerException):
+        pass
+
+    class RequestException(Exception):
+        pass
 
 LABEL_PREFIX = "org.myaas."
 
@@ -22,8 +47,8 @@ def labels(**values):
     return dict((LABEL_PREFIX + key, str(value)) for key, value in values.items())
 
 
-def run_argv(spec):
-    """argv of `docker run` for a container spec (a plain dict).
+def create_args(spec):
+    """(create_container arguments, host config arguments) for a container spec (a plain dict).
 
     spec keys: name, image, labels, mounts (list of dicts: type, source,
     target, readonly), network, publish (list of (host_ip, host_port,
@@ -31,37 +56,43 @@ def run_argv(spec):
     entrypoint, env (never secrets: they would be visible in `docker
     inspect`), args.
     """
-    argv = ["docker", "run", "--detach", "--name", spec["name"]]
-    if spec.get("user"):
-        argv += ["--user", spec["user"]]
-    if spec.get("entrypoint"):
-        argv += ["--entrypoint", spec["entrypoint"]]
-    for key, value in sorted(spec.get("labels", {}).items()):
-        argv += ["--label", "%s=%s" % (key, value)]
-    for mount in spec.get("mounts", []):
-        fields = ["type=%s" % mount["type"], "source=%s" % mount["source"], "target=%s" % mount["target"]]
-        if mount.get("readonly"):
-            fields.append("readonly")
-        argv += ["--mount", ",".join(fields)]
+    host = {"mounts": [dict(type=mount["type"], source=mount["source"], target=mount["target"],
+                            read_only=bool(mount.get("readonly"))) for mount in spec.get("mounts", [])]}
     if spec.get("network"):
-        argv += ["--network", spec["network"]]
-    for host_ip, host_port, container_port in spec.get("publish", []):
-        argv += ["--publish", "%s:%d:%d" % (host_ip, host_port, container_port)]
+        host["network_mode"] = spec["network"]
+    if spec.get("publish"):
+        host["port_bindings"] = dict((container_port, (host_ip, host_port))
+                                     for host_ip, host_port, container_port in spec["publish"])
     if spec.get("restart"):
-        argv += ["--restart", spec["restart"]]
-    if spec.get("memory"):
-        argv += ["--memory", str(spec["memory"])]
-    if spec.get("cpus"):
-        argv += ["--cpus", str(spec["cpus"])]
-    if spec.get("stop_signal"):
-        argv += ["--stop-signal", spec["stop_signal"]]
-    if spec.get("stop_timeout") is not None:
-        argv += ["--stop-timeout", str(spec["stop_timeout"])]
-    for key, value in sorted(spec.get("env", {}).items()):
-        argv += ["--env", "%s=%s" % (key, value)]
-    argv.append(spec["image"])
-    argv += list(spec.get("args", []))
-    return argv
+        host["restart_policy"] = {"Name": spec["restart"]}
+    host.update(limit_args(spec.get("memory"), spec.get("cpus")))
+    create = {
+        "image": spec["image"],
+        "name": spec["name"],
+        "command": list(spec.get("args", [])),
+        "labels": dict(spec.get("labels", {})),
+        "ports": [container_port for _ip, _port, container_port in spec.get("publish", [])],
+        "environment": dict(spec.get("env", {})),
+    }
+    for key in ("user", "entrypoint", "stop_signal", "stop_timeout"):
+        if spec.get(key) is not None:
+            create[key] = spec[key]
+    return create, host
+
+
+def limit_args(memory, cpus):
+    """Memory and CPU limits as Docker's API takes them, at creation and in an update."""
+    limits = {}
+    if memory:
+        # Swap unlimited, so that a lower memory limit is never refused for
+        # being below an earlier swap limit.
+        limits.update(mem_limit=memory, memswap_limit=-1)
+    if cpus:
+        try:
+            limits.update(cpu_period=100000, cpu_quota=int(float(cpus) * 100000))
+        except ValueError:
+            raise MyaasError("cpus %r is not a number of CPUs (e.g. 1.5)." % (cpus,))
+    return limits
 
 
 def exec_argv(name, argv, interactive=False, user=None):
@@ -70,41 +101,69 @@ def exec_argv(name, argv, interactive=False, user=None):
             + [name] + list(argv))
 
 
-def bind_volume_argv(name, device, volume_labels):
-    """argv of `docker volume create` for a local volume bound to a host folder."""
-    argv = ["docker", "volume", "create", "--driver", "local",
-            "--opt", "type=none", "--opt", "o=bind", "--opt", "device=%s" % device]
-    for key, value in sorted(volume_labels.items()):
-        argv += ["--label", "%s=%s" % (key, value)]
-    return argv + [name]
-
-
 class Docker:
-    def __init__(self, runner):
+    def __init__(self, runner, client=None):
         self._run = runner.run
+        self._client = client
+
+    @property
+    def api(self):
+        """The SDK's low-level client, made on first use (one connection per module run)."""
+        if self._client is None:
+            if SDK_IMPORT_ERROR:
+                raise MyaasError("The Python library docker (the Docker SDK) is not installed for the interpreter "
+                                 "that runs MyAAS's modules; the role myaas.myaas.host installs it. (%s)"
+                                 % SDK_IMPORT_ERROR.strip().splitlines()[-1])
+            self._client = self._call("connect", lambda: docker_sdk.from_env(version="auto").api)
+        return self._client
+
+    @staticmethod
+    def _call(what, action):
+        """Run an SDK call; the engine not answering becomes a clear MyaasError, NotFound passes."""
+        try:
+            return action()
+        except NotFound:
+            raise
+        except (DockerException, RequestException) as exc:
+            raise MyaasError("The Docker engine does not answer (%s: %s); nothing more was done. Start it (the "
+                             "role myaas.myaas.host starts it) and run again." % (what, exc))
+
+    def _maybe(self, what, action):
+        """An SDK call whose "no such object" answer is None."""
+        try:
+            return self._call(what, action)
+        except NotFound:
+            return None
+
+    def ping(self):
+        self._call("ping", self.api.ping)
 
     def image_id(self, image):
-        rc, out, _err = self._run(["docker", "image", "inspect", "--format", "{{.Id}}", image], check=False)
-        return out.strip() if rc == 0 else None
+        found = self._maybe("image inspect", lambda: self.api.inspect_image(image))
+        return found["Id"] if found else None
 
     def account_ids(self, image, account):
         """(uid, gid) of an OS account in an image, asked of a throw-away container."""
-        rc, out, err = self._run(["docker", "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "id",
-                                  image, account], check=False)
+        container = self._create({"name": None, "image": image, "entrypoint": "id", "user": "0",
+                                  "network": "none", "args": [account]})
+        try:
+            self._call("start", lambda: self.api.start(container))
+            code = self._call("wait", lambda: self.api.wait(container, timeout=60))["StatusCode"]
+            out = self._call("logs", lambda: self.api.logs(container)).decode("utf-8", "replace")
+        finally:
+            self._maybe("remove", lambda: self.api.remove_container(container, force=True))
         found = re.search(r"uid=(\d+)\S* gid=(\d+)", out)
-        if rc != 0 or not found:
+        if code != 0 or not found:
             raise MyaasError("Image %s has no OS account %r to run the server as (id said: %s). Use an image that "
-                             "ships the server with its usual account." % (image, account, (err or out).strip()))
+                             "ships the server with its usual account." % (image, account, out.strip()))
         return int(found.group(1)), int(found.group(2))
 
     def inspect(self, name):
-        rc, out, _err = self._run(["docker", "container", "inspect", name], check=False)
-        if rc != 0:
-            return None
-        return json.loads(out)[0]
+        """The container's inspect document; None only when there is no such container."""
+        return self._maybe("inspect", lambda: self.api.inspect_container(name))
 
     def state(self, name):
-        """The container's State from `docker inspect`; {} when there is no such container."""
+        """The container's State; {} when there is no such container."""
         return (self.inspect(name) or {}).get("State", {})
 
     def wait_until_answers(self, name, probe, user, timeout, what, interval):
@@ -129,41 +188,80 @@ class Docker:
                 continue
             raise MyaasError("%s %s." % (what, problem), server_log=self.logs(name, tail=30).splitlines())
 
+    def _create(self, spec):
+        create, host = create_args(spec)
+        host["mounts"] = [Mount(**mount) for mount in host["mounts"]]
+        return self._call("create", lambda: self.api.create_container(
+            host_config=self.api.create_host_config(**host), **create))["Id"]
+
     def run(self, spec):
-        return self._run(run_argv(spec))[1].strip()
+        container = self._create(spec)
+        self._call("start", lambda: self.api.start(container))
+        return container
 
     def start(self, name):
-        self._run(["docker", "start", name])
+        self._call("start", lambda: self.api.start(name))
+
+    def update(self, name, memory=None, cpus=None):
+        self._call("update", lambda: self.api.update_container(name, **limit_args(memory, cpus)))
 
     def exec(self, name, argv, check=True, data=None, user=None):
-        return self._run(exec_argv(name, argv, interactive=data is not None, user=user), check=check, data=data)
+        """(rc, stdout, stderr) of ``argv`` run in the container; SQL in ``data`` goes to its stdin."""
+        if data is not None:
+            return self._run(exec_argv(name, argv, interactive=True, user=user), check=check, data=data)
+        exec_id = self._call("exec", lambda: self.api.exec_create(name, list(argv), user=user or ""))["Id"]
+        out, err = self._call("exec", lambda: self.api.exec_start(exec_id, demux=True))
+        rc = self._call("exec", lambda: self.api.exec_inspect(exec_id))["ExitCode"]
+        out, err = (out or b"").decode("utf-8", "replace"), (err or b"").decode("utf-8", "replace")
+        if check and rc != 0:
+            raise MyaasError("Command '%s' in container %s failed with exit code %s: %s"
+                             % (" ".join(argv[:3]), name, rc, (err or out).strip()[-2000:]))
+        return rc, out, err
 
     def stop(self, name, timeout):
-        self._run(["docker", "stop", "--time", str(timeout), name])
+        self._call("stop", lambda: self.api.stop(name, timeout=timeout))
 
-    def remove(self, name):
-        """Force-remove a container; a missing one is not an error."""
-        rc, _out, err = self._run(["docker", "rm", "--force", "--volumes", name], check=False)
-        if rc != 0 and "No such container" not in err:
-            raise MyaasError("Could not remove container %s: %s" % (name, err.strip()))
+    def remove(self, name, pool):
+        """Force-remove a container of ``pool``; a missing one is not an error.
+
+        A container of that name that is not labelled as the pool's is left
+        alone: a test pool must never remove production's containers.
+        """
+        found = self.inspect(name)
+        if found is None:
+            return
+        owner = (found.get("Config", {}).get("Labels") or {}).get(LABEL_PREFIX + "pool")
+        if owner != pool:
+            raise MyaasError("Container %s exists but does not belong to pool %s (its label says %s); MyAAS "
+                             "leaves it alone. Remove or rename it yourself if it is really yours."
+                             % (name, pool, owner or "no MyAAS pool"))
+        self._maybe("remove", lambda: self.api.remove_container(name, force=True, v=True))
 
     def logs(self, name, tail=40):
-        rc, out, err = self._run(["docker", "logs", "--tail", str(tail), name], check=False)
-        return (out + err) if rc == 0 else ""
-
-    def wait(self, name):
-        return int(self._run(["docker", "wait", name])[1].strip() or "-1")
+        out = self._maybe("logs", lambda: self.api.logs(name, tail=tail))
+        return (out or b"").decode("utf-8", "replace")
 
     def names(self, **label_filter):
-        argv = ["docker", "ps", "--all", "--format", "{{.Names}}"]
-        for key, value in sorted(labels(**label_filter).items()):
-            argv += ["--filter", "label=%s=%s" % (key, value)]
-        return [line for line in self._run(argv)[1].splitlines() if line]
+        return [name for name, _instance in self.containers(**label_filter)]
+
+    def containers(self, **label_filter):
+        """(name, its org.myaas.instance label) of the containers whose labels match ``label_filter``."""
+        wanted = ["%s=%s" % item for item in sorted(labels(**label_filter).items())]
+        found = self._call("list", lambda: self.api.containers(all=True, filters={"label": wanted}))
+        return [(entry["Names"][0].lstrip("/"), (entry.get("Labels") or {}).get(LABEL_PREFIX + "instance", ""))
+                for entry in found]
 
     def create_volume(self, name, device, volume_labels):
-        self._run(bind_volume_argv(name, device, volume_labels))
+        """A local volume bound to a host folder."""
+        self._call("volume create", lambda: self.api.create_volume(
+            name=name, driver="local", driver_opts={"type": "none", "o": "bind", "device": device},
+            labels=volume_labels))
 
-    def remove_volume(self, name):
-        rc, _out, err = self._run(["docker", "volume", "rm", "--force", name], check=False)
-        if rc != 0 and "no such volume" not in err.lower():
-            raise MyaasError("Could not remove volume %s: %s" % (name, err.strip()))
+    def remove_volume(self, name, pool):
+        """Remove a volume of ``pool``; a missing one is not an error, another pool's is left alone."""
+        found = self._maybe("volume inspect", lambda: self.api.inspect_volume(name))
+        if found is None:
+            return
+        if (found.get("Labels") or {}).get(LABEL_PREFIX + "pool") != pool:
+            raise MyaasError("Volume %s exists but does not belong to pool %s; MyAAS leaves it alone." % (name, pool))
+        self._maybe("volume remove", lambda: self.api.remove_volume(name, force=True))

@@ -19,6 +19,7 @@ import time
 from ansible_collections.myaas.myaas.plugins.module_utils import dumps
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.names import import_container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
 from ansible_collections.myaas.myaas.plugins.module_utils.runtime import exec_argv, labels
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
@@ -40,10 +41,6 @@ def host_memory_bytes():
 
 def metadata_path(pool, name):
     return os.path.join(pool.template_dir(name), METADATA)
-
-
-def import_container_name(name):
-    return "myaas-import-%s" % name
 
 
 def import_reason(current, source, wanted, force, sha256_of):
@@ -81,19 +78,35 @@ class TemplateManager:
         return FileLock(self.pool.lock_path("template", self.name), self.params["lock_timeout"],
                         "Template %s" % self.name)
 
-    def _leftovers(self):
+    def _leftovers(self, current):
+        """Containers and subvolumes of imports that did not finish.
+
+        A generation newer than the current one was renamed into place by a
+        run that died (or hit a full pool) before template.json named it:
+        nothing serves it, and the next import needs its number.
+        """
         containers = self.docker.names(role="import", template=self.name, pool=self.pool.path)
         staging = sorted(glob.glob(os.path.join(self.pool.template_dir(self.name), STAGING_PREFIX + "*")))
-        return containers, staging
+        stray = [path for path, number in self._generations() if number > (current or {}).get("generation", 0)]
+        return containers, staging + stray
 
-    def _remove_leftovers(self):
+    def _generations(self):
+        """(path, number) of every gen-N subvolume of the template."""
+        found = []
+        for path in glob.glob(os.path.join(self.pool.template_dir(self.name), "gen-*")):
+            suffix = path.rsplit("-", 1)[1]
+            if suffix.isdigit():
+                found.append((path, int(suffix)))
+        return sorted(found, key=lambda item: item[1])
+
+    def _remove_leftovers(self, current):
         """Remove what a killed or failed earlier import left (we hold the lock)."""
-        containers, staging = self._leftovers()
+        containers, subvolumes = self._leftovers(current)
         for container in containers:
-            self.docker.remove(container)
-        for path in staging:
+            self.docker.remove(container, self.pool.path)
+        for path in subvolumes:
             self.pool.delete_subvolume(path)
-        return containers + staging
+        return containers + subvolumes
 
     # -- state=present --------------------------------------------------
     def present(self):
@@ -141,7 +154,7 @@ class TemplateManager:
                 result["template"] = planned
                 return result
             os.makedirs(self.pool.template_dir(self.name), mode=0o755, exist_ok=True)
-            result["removed_leftovers"] = self._remove_leftovers()
+            result["removed_leftovers"] = self._remove_leftovers(current)
             result["template"] = self._import(planned, fmt, dumps.switched_schemas(src, fmt, self.engine))
             result["diff"]["after"] = result["template"]
             return result
@@ -150,7 +163,7 @@ class TemplateManager:
         params = self.params
         generation = planned["generation"]
         staging = self.pool.staging_path(self.name, generation)
-        container = import_container_name(self.name)
+        container = import_container_name(self.pool.path, self.name)
         database = planned["options"]["database"]
         started = time.monotonic()
         try:
@@ -174,7 +187,8 @@ class TemplateManager:
                 # mount, which lets it restore in parallel jobs.
                 restore = engine.restore_argv(fmt, database, DUMP_MOUNT, params["restore_jobs"])
                 dumps.stream_into(os.devnull, "plain", exec_argv(container, restore, user=engine.exec_user),
-                                  max(1, deadline - time.monotonic()), engine.error_re, label=params["src"])
+                                  max(1, deadline - time.monotonic()), engine.error_re, label=params["src"],
+                                  sql_client=False)
             else:
                 dumps.stream_into(params["src"], fmt, client, max(1, deadline - time.monotonic()), engine.error_re)
             for script in planned["options"]["post_import_sql"]:
@@ -189,7 +203,7 @@ class TemplateManager:
             log = self.docker.logs(container, tail=30)
             state = self.docker.state(container)
             free = self.pool.free_bytes()
-            self.docker.remove(container)
+            self.docker.remove(container, self.pool.path)
             self.pool.delete_subvolume(staging)
             if isinstance(exc, MyaasError):
                 exc.msg = "Template %s was not changed: %s" % (self.name, exc.msg)
@@ -210,7 +224,12 @@ class TemplateManager:
             "rate": int(planned["source"]["bytes"] / seconds) if seconds else 0,
             "size_bytes": self.pool.usage(planned["path"])[0],
         })
-        write_json(metadata_path(self.pool, self.name), template)
+        try:
+            write_json(metadata_path(self.pool, self.name), template)
+        except BaseException:
+            # Not named by template.json, the new generation serves nobody.
+            self.pool.delete_subvolume(planned["path"])
+            raise
         self._prune(generation)
         return template
 
@@ -265,12 +284,11 @@ class TemplateManager:
             raise MyaasError("The import server's clean shutdown could not be verified (exit code %s); a clone of "
                              "this data could need crash recovery, so it was not frozen. Raise stop_timeout if the "
                              "server was killed before it finished." % code)
-        self.docker.remove(container)
+        self.docker.remove(container, self.pool.path)
 
     def _prune(self, generation):
         keep = self.params["keep_generations"]
-        for gen_path in glob.glob(os.path.join(self.pool.template_dir(self.name), "gen-*")):
-            number = int(gen_path.rsplit("-", 1)[1])
+        for gen_path, number in self._generations():
             if number <= generation - keep:
                 self.pool.delete_subvolume(gen_path)
 
@@ -284,7 +302,7 @@ class TemplateManager:
         if self.check_mode:
             return result
         with self._lock():
-            self._remove_leftovers()
+            self._remove_leftovers(None)
             for gen_path in glob.glob(os.path.join(directory, "gen-*")):
                 self.pool.delete_subvolume(gen_path)
             shutil.rmtree(directory)

@@ -10,16 +10,21 @@ import re
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TTL_RE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_TTL_RE = re.compile(r"\s*(\d+)\s*([smhdw]?)\s*")
+# Ten years: longer is a mistake (and past year 9999 no date can be written).
+MAX_TTL = 3650 * 86400
 
 
 def parse_ttl(value):
     """'8h', '2d', '90m', '3600' or 3600 -> seconds; 0 means no expiry."""
-    match = _TTL_RE.match(str(value))
+    match = _TTL_RE.fullmatch(str(value))
     if not match:
         raise MyaasError("ttl %r is not a duration: give seconds, or a number with s, m, h, d or w "
                          "(e.g. 8h, 2d); 0 means no expiry." % (value,))
-    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+    seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds > MAX_TTL:
+        raise MyaasError("ttl %r is more than ten years (3650d); give a shorter one, or 0 for no expiry." % (value,))
+    return seconds
 
 
 def iso(timestamp):

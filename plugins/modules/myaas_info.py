@@ -11,8 +11,10 @@ short_description: List MyAAS templates, instances and orphans
 version_added: 0.1.0
 description:
   - Reads a MyAAS pool and the Docker engine and reports templates, instances (with their state, expiry
-    and the bytes they hold on the pool beyond their template) and orphans - containers whose instance is
-    gone and instance data without a container.
+    and the bytes they hold on the pool beyond their template) and orphans - containers of the pool whose
+    instance is gone, and instance folders without C(instance.json).
+  - An instance whose container or data is missing is listed with status V(missing) or V(broken), not as an
+    orphan; M(myaas.myaas.myaas_reap) repairs it.
   - Passwords are never listed; ask for one instance's with O(name) and O(show_password).
 author: MyAAS team (@myaas)
 options:
@@ -72,11 +74,13 @@ instances:
             owner: alice, created_at: "2026-11-24T08:00:00+00:00", expires_at: "2026-11-24T16:00:00+00:00",
             expired: false, protected: false, exclusive_bytes: 12582912}]
 orphans:
-  description: Containers without instance data, and instance data without a container.
+  description:
+    - Containers of the pool whose instance is gone (V(container)), and instance folders without
+      C(instance.json) (V(datadir)), left by a run that was killed or that is making the instance right now.
   returned: always
   type: list
   elements: dict
-  sample: [{kind: container, name: old-one, container: myaas-old-one}]
+  sample: [{kind: container, name: old-one, container: myaas-3fa9c1e2-old-one}]
 password:
   description: The password of the instance named by O(name).
   returned: when O(show_password) is set and the instance exists
@@ -113,6 +117,7 @@ def main():
         elif params["show_password"]:
             raise MyaasError("show_password needs name: passwords are given for one instance at a time.")
         runner = Runner(module)
+        runner.require("btrfs", "docker")
         pool = Pool(params["pool"], runner)
         pool.ensure_layout()
         docker = Docker(runner)

@@ -47,25 +47,31 @@ options:
   ttl:
     description:
       - How long the instance may live before the reaper (playbook C(reap.yml)) removes it. Seconds, or a
-        number with a unit C(s), C(m), C(h), C(d), C(w) (e.g. C(8h)). V(0) means no expiry.
+        number with a unit C(s), C(m), C(h), C(d), C(w) (e.g. C(8h)), at most ten years. V(0) means no expiry.
+      - Counted from the instance's creation. On an existing instance, a different value changes its expiry
+        (C(changed=true), shown in the diff); left out, the expiry stays. A new instance without it never expires.
     type: str
-    default: "0"
   protected:
-    description: Never reaped, even when expired.
+    description:
+      - Never reaped, even when expired. Applied to an existing instance when given; a new one defaults to V(false).
     type: bool
-    default: false
   owner:
-    description: Who the instance is for (free text). Defaults to the user the module runs as.
+    description:
+      - Who the instance is for (free text). Applied to an existing instance when given; a new one defaults to
+        the user the module runs as.
     type: str
   bind_address:
-    description: Host address the server's port is published on.
+    description: Host address (IPv4 or IPv6) the server's port is published on.
     type: str
     default: 127.0.0.1
   public_host:
     description: The host name returned to users for connecting. Defaults to the target's FQDN.
     type: str
   port:
-    description: A fixed host port. Without it, the lowest free port of O(port_range) is taken.
+    description:
+      - A fixed host port. Without it, the lowest free port of O(port_range) is taken. A port another instance
+        holds is refused.
+      - The port of an existing instance cannot change; asking for another one is an error.
     type: int
   port_range:
     description: Range of host ports for instances, as C(LOW-HIGH).
@@ -84,10 +90,12 @@ options:
         first database the dump made itself (as recorded in the template), else V(postgres) for PostgreSQL.
     type: str
   memory:
-    description: Memory limit of the container, as Docker reads it (e.g. C(1g)).
+    description:
+      - Memory limit of the container, as Docker reads it (e.g. C(1g)). Applied to an existing instance's
+        running container with C(docker update).
     type: str
   cpus:
-    description: CPU limit of the container (e.g. C(1.5)).
+    description: CPU limit of the container (e.g. C(1.5)). Applied to an existing instance like O(memory).
     type: str
   wait_timeout:
     description: Seconds to wait for a successful login before the instance is given up and removed.
@@ -167,17 +175,18 @@ instance:
       type: dict
       returned: when created or reset
 operation:
-  description: What was done - create, start, stop, reset, remove or none.
+  description: What was done - create, start, stop, reset, update (settings only), remove or none.
   returned: always
   type: str
 """
 
-import getpass
+import ipaddress
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
@@ -196,8 +205,8 @@ def main():
             state=dict(type="str", default="present",
                        choices=["present", "started", "stopped", "reset", "absent"]),
             pool=dict(type="path", default="/var/lib/myaas"),
-            ttl=dict(type="str", default="0"),
-            protected=dict(type="bool", default=False),
+            ttl=dict(type="str"),
+            protected=dict(type="bool"),
             owner=dict(type="str"),
             bind_address=dict(type="str", default="127.0.0.1"),
             public_host=dict(type="str"),
@@ -222,11 +231,16 @@ def main():
         if params["database"] is not None:
             check_name("database", params["database"])
         check_name("user", params["user"])
-        params["ttl"] = parse_ttl(params["ttl"])
+        params["ttl"] = None if params["ttl"] is None else parse_ttl(params["ttl"])
         params["port_range"] = parse_range(params["port_range"])
-        params["owner"] = params["owner"] or getpass.getuser()
         params["public_host"] = params["public_host"] or socket.getfqdn()
+        try:
+            ipaddress.ip_address(params["bind_address"])
+        except ValueError:
+            raise MyaasError("bind_address %r is not an IP address of this host (e.g. 127.0.0.1, 0.0.0.0, ::1)."
+                             % params["bind_address"])
         runner = Runner(module)
+        runner.require("btrfs", "docker")
         manager = InstanceManager(Pool(params["pool"], runner), Docker(runner), get_engine, params, module.check_mode)
         return manager.apply()
 

@@ -230,6 +230,7 @@ def main():
             raise MyaasError("keep_generations must be 1 or more (the current generation counts).")
         params["restore_jobs"] = params["restore_jobs"] or os.cpu_count() or 1
         runner = Runner(module)
+        runner.require("btrfs", "docker")
         manager = TemplateManager(Pool(params["pool"], runner), Docker(runner), get_engine(params["engine"]),
                                   params, module.check_mode)
         return manager.present() if params["state"] == "present" else manager.absent()

@@ -97,8 +97,8 @@ def test_stream_into_finds_psqls_error_line_among_other_output(tmp_path):
 def test_stream_into_streams_everything(tmp_path):
     path = write(tmp_path, "d.sql.xz", lzma.compress(SQL * 100))
     out = tmp_path / "out"
-    dumps.stream_into(path, "xz", ["sh", "-c", "cat > %s" % out], timeout=30)
-    assert out.read_bytes() == SQL * 100
+    dumps.stream_into(path, "xz", ["sh", "-c", "tee %s" % out], timeout=30)
+    assert out.read_bytes() == SQL * 100 + dumps.END_SQL
 
 
 def test_stream_into_times_out(tmp_path):
@@ -114,3 +114,30 @@ def test_schemas_a_dump_switches_to_come_in_its_order(tmp_path):
     pg_dump = b"CREATE DATABASE shop;\n\\connect shop\nCREATE DATABASE crm;\n\\connect -reuse-previous=on \"dbname='crm'\"\n"
     assert dumps.switched_schemas(write(tmp_path, "p.sql", pg_dump), "plain", POSTGRESQL) == ["shop", "crm"]
     assert dumps.switched_schemas(write(tmp_path, "q.sql", SQL), "plain", MARIADB) == []
+
+
+def test_a_dump_tool_without_its_closing_line_was_cut_short():
+    mysqldump = b"-- MySQL dump 10.13  Distrib 8.0.40, for Linux (x86_64)\n--\nCREATE TABLE t (id int);\n"
+    assert dumps.cut_short(mysqldump, mysqldump) == ("mysqldump", "-- Dump completed")
+    assert dumps.cut_short(mysqldump, b"INSERT ...;\n-- Dump completed on 2026-11-24 23:00:01\n") is None
+    pg = b"--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n"
+    assert dumps.cut_short(pg, b"COPY public.t (id) FROM stdin;\n1\n") == \
+        ("pg_dump", "-- PostgreSQL database dump complete")
+    assert dumps.cut_short(pg, b"--\n-- PostgreSQL database dump complete\n--\n\n") is None
+    assert dumps.cut_short(SQL, SQL) is None        # no tool named: nothing to check
+
+
+def test_a_pzstd_dump_starts_with_a_skippable_frame(tmp_path):
+    frame = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"\x00" * 4
+    assert dumps.detect_format(write(tmp_path, "p.sql.zst", frame + b"\x28\xb5\x2f\xfd...")) == "zstd"
+
+
+def test_the_client_reading_less_than_the_dump_is_an_error(tmp_path):
+    path = write(tmp_path, "quit.sql", SQL * 20000)
+    with pytest.raises(MyaasError, match="stopped reading after"):
+        dumps.stream_into(path, "plain", ["head", "-c", "10"], 30)
+    # A client that reads everything, and prints what the last SELECT returns, is fine.
+    dumps.stream_into(path, "plain", ["cat"], 30)
+    # One that read it all but never ran the closing SELECT quit early (the dump's \q).
+    with pytest.raises(MyaasError, match="ends the session early"):
+        dumps.stream_into(path, "plain", ["sh", "-c", "cat >/dev/null"], 30)

@@ -9,6 +9,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.instances import Insta
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
+from conftest import FakeApi
 
 TEMPLATE = {"name": "shop", "generation": 3, "engine": "mariadb", "image": "myaas/mariadb:10.11",
             "path": "/p/templates/shop/gen-3", "options": {"database": "shop"}}
@@ -30,9 +31,9 @@ def pool_dir(tmp_path):
     return tmp_path
 
 
-def manager(pool_dir, runner, check_mode=True, **overrides):
-    return InstanceManager(Pool(str(pool_dir), runner), Docker(runner), get_engine, params(**overrides),
-                           check_mode, now=lambda: 1000.0)
+def manager(pool_dir, runner, check_mode=True, api=None, **overrides):
+    return InstanceManager(Pool(str(pool_dir), runner), Docker(runner, api or FakeApi()), get_engine,
+                           params(**overrides), check_mode, now=lambda: 1000.0)
 
 
 def test_check_mode_plans_a_create_and_runs_nothing(pool_dir, make_runner):
@@ -79,3 +80,39 @@ def test_an_instance_lands_in_the_dumps_own_database(pool_dir, make_runner, engi
     (pool_dir / "templates" / "shop" / "template.json").write_text(json.dumps(template))
     runner = make_runner([(["stat"], (0, "btrfs\n", ""))])
     assert manager(pool_dir, runner).apply()["instance"]["database"] == expected
+
+
+EXISTING = dict(TEMPLATE, name="a1", template="shop", port=13306, created_at=iso(1000.0), expires_at=iso(4600.0),
+                owner="alice", protected=False, memory=None, cpus=None, container="myaas-a1")
+
+
+def test_settings_left_out_stay_and_the_same_ones_change_nothing():
+    from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import planned_settings
+    assert planned_settings(EXISTING, dict(ttl=None, protected=None, owner=None, memory=None, cpus=None)) == {}
+    assert planned_settings(EXISTING, dict(ttl=3600, protected=False, owner="alice", port=13306)) == {}
+
+
+def test_changed_settings_are_planned():
+    from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import planned_settings
+    changes = planned_settings(EXISTING, dict(ttl=0, protected=True, owner="bob", memory="1g", cpus="1.5"))
+    assert changes == {"expires_at": None, "protected": True, "owner": "bob", "memory": "1g", "cpus": "1.5"}
+    assert planned_settings(EXISTING, dict(ttl=7200))["expires_at"] == iso(8200.0)
+
+
+def test_a_new_port_for_an_existing_instance_is_refused():
+    from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import planned_settings
+    with pytest.raises(MyaasError, match="cannot change.*Drop it and create it again"):
+        planned_settings(EXISTING, dict(port=14000))
+
+
+def test_check_mode_shows_changed_settings_and_writes_nothing(pool_dir, make_runner):
+    os.makedirs(pool_dir / "instances" / "a1")
+    path = pool_dir / "instances" / "a1" / "instance.json"
+    path.write_text(json.dumps(EXISTING))
+    runner = make_runner([(["stat"], (0, "btrfs\n", ""))])
+    api = FakeApi(containers={"myaas-a1": {"State": {"Running": True}}})
+    result = manager(pool_dir, runner, api=api, protected=True, ttl=None, owner=None).apply()
+    assert result["changed"] and result["operation"] == "update"
+    assert result["diff"]["before"]["protected"] is False and result["diff"]["after"]["protected"] is True
+    assert json.loads(path.read_text())["protected"] is False
+    assert "update_container" not in api.names_called()

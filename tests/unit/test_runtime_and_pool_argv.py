@@ -2,71 +2,97 @@ import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool, parse_du
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker, bind_volume_argv, labels, run_argv
+from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker, create_args, labels
 
 
-def test_run_argv_is_complete_and_ordered():
+POOL = "/var/lib/myaas"
+
+
+def test_create_args_are_complete():
     spec = {
         "name": "myaas-a1", "image": "myaas/mariadb:10.11",
         "labels": labels(role="instance", instance="a1"),
         "mounts": [{"type": "volume", "source": "myaas-a1", "target": "/var/lib/mysql"}],
         "publish": [("127.0.0.1", 13306, 3306)], "restart": "unless-stopped",
         "memory": "1g", "cpus": "1.5", "args": ["--innodb-buffer-pool-size=64M"],
+        "user": "999:999", "entrypoint": "/bin/sh", "stop_signal": "SIGINT", "stop_timeout": 60,
     }
-    assert run_argv(spec) == [
-        "docker", "run", "--detach", "--name", "myaas-a1",
-        "--label", "org.myaas.instance=a1", "--label", "org.myaas.role=instance",
-        "--mount", "type=volume,source=myaas-a1,target=/var/lib/mysql",
-        "--publish", "127.0.0.1:13306:3306", "--restart", "unless-stopped",
-        "--memory", "1g", "--cpus", "1.5",
-        "myaas/mariadb:10.11", "--innodb-buffer-pool-size=64M",
-    ]
+    create, host = create_args(spec)
+    assert create == {
+        "image": "myaas/mariadb:10.11", "name": "myaas-a1", "command": ["--innodb-buffer-pool-size=64M"],
+        "labels": {"org.myaas.instance": "a1", "org.myaas.role": "instance"}, "ports": [3306], "environment": {},
+        "user": "999:999", "entrypoint": "/bin/sh", "stop_signal": "SIGINT", "stop_timeout": 60,
+    }
+    assert host == {
+        "mounts": [{"type": "volume", "source": "myaas-a1", "target": "/var/lib/mysql", "read_only": False}],
+        "port_bindings": {3306: ("127.0.0.1", 13306)}, "restart_policy": {"Name": "unless-stopped"},
+        "mem_limit": "1g", "memswap_limit": -1, "cpu_period": 100000, "cpu_quota": 150000,
+    }
 
 
-def test_run_argv_import_container_has_no_network_and_no_port():
-    argv = run_argv({"name": "myaas-import-shop", "image": "img", "network": "none",
-                     "mounts": [{"type": "bind", "source": "/p/t", "target": "/d"}], "env": {"A": "1"}})
-    assert argv[argv.index("--network") + 1] == "none"
-    assert "--publish" not in argv
-    assert argv[argv.index("--env") + 1] == "A=1"
+def test_import_container_has_no_network_and_no_port():
+    _create, host = create_args({"name": "i", "image": "img", "network": "none",
+                                 "mounts": [{"type": "bind", "source": "/p/t", "target": "/d"}]})
+    assert host["network_mode"] == "none" and "port_bindings" not in host
 
 
-def test_run_argv_overrides_the_entrypoint_and_runs_as_the_servers_account():
-    argv = run_argv({"name": "c", "image": "mariadb:10.11", "user": "999:999", "entrypoint": "/bin/sh",
-                     "args": ["-c", "exec mariadbd \"$@\"", "myaas-server", "--no-defaults"]})
-    assert argv[argv.index("--user") + 1] == "999:999"
-    assert argv[argv.index("--entrypoint") + 1] == "/bin/sh"
-    # Options come before the image, the command after it.
-    assert argv.index("--entrypoint") < argv.index("mariadb:10.11") < argv.index("-c")
-    assert argv[-1] == "--no-defaults"
+def test_ipv6_bind_address_is_passed_as_it_is():
+    _create, host = create_args({"name": "c", "image": "i", "publish": [("::1", 13306, 3306)]})
+    assert host["port_bindings"] == {3306: ("::1", 13306)}
 
 
-def test_account_ids_are_read_from_the_image(make_runner):
-    runner = make_runner([(["docker", "run"], (0, "uid=999(mysql) gid=999(mysql) groups=999(mysql)\n", ""))])
-    assert Docker(runner).account_ids("mariadb:10.11", "mysql") == (999, 999)
-    assert runner.calls[0][-2:] == ["mariadb:10.11", "mysql"] and "--rm" in runner.calls[0]
-    missing = make_runner([(["docker", "run"], (1, "", "id: 'mysql': no such user"))])
+def test_a_bad_cpus_value_is_a_clear_error():
+    with pytest.raises(MyaasError, match="not a number of CPUs"):
+        create_args({"name": "c", "image": "i", "cpus": "lots"})
+
+
+def test_account_ids_are_read_from_the_image(make_runner, make_api):
+    api = make_api(answers={"create_container": {"Id": "tmp"}, "wait": {"StatusCode": 0},
+                            "logs": b"uid=999(mysql) gid=999(mysql) groups=999(mysql)\n"})
+    assert Docker(make_runner(), api).account_ids("mariadb:10.11", "mysql") == (999, 999)
+    create = [kwargs for method, _args, kwargs in api.calls if method == "create_container"][0]
+    assert create["entrypoint"] == "id" and create["command"] == ["mysql"] and create["user"] == "0"
+    assert "remove_container" in api.names_called()
+    missing = make_api(answers={"create_container": {"Id": "tmp"}, "wait": {"StatusCode": 1},
+                                "logs": b"id: 'mysql': no such user\n"})
     with pytest.raises(MyaasError, match="has no OS account 'mysql'"):
-        Docker(missing).account_ids("busybox", "mysql")
+        Docker(make_runner(), missing).account_ids("busybox", "mysql")
 
 
-def test_volume_is_a_local_bind_volume():
-    assert bind_volume_argv("v", "/pool/instances/a/data", {"org.myaas.role": "instance"}) == [
-        "docker", "volume", "create", "--driver", "local", "--opt", "type=none", "--opt", "o=bind",
-        "--opt", "device=/pool/instances/a/data", "--label", "org.myaas.role=instance", "v"]
+def test_names_filter_by_labels(make_runner, make_api):
+    api = make_api(answers={"containers": [{"Names": ["/myaas-import-x-shop"], "Labels": {}}]})
+    assert Docker(make_runner(), api).names(role="import", template="shop") == ["myaas-import-x-shop"]
+    assert api.calls[0][2]["filters"] == {"label": ["org.myaas.role=import", "org.myaas.template=shop"]}
 
 
-def test_names_filters_by_labels(make_runner):
-    runner = make_runner([(["docker", "ps"], (0, "myaas-import-shop\n", ""))])
-    assert Docker(runner).names(role="import", template="shop") == ["myaas-import-shop"]
-    assert runner.calls[0][-4:] == ["--filter", "label=org.myaas.role=import",
-                                    "--filter", "label=org.myaas.template=shop"]
+def test_remove_tolerates_a_missing_container_and_refuses_another_pools(make_runner, make_api):
+    other = {"Config": {"Labels": {"org.myaas.pool": "/tmp/test-pool"}}}
+    api = make_api(containers={"ours": {"Config": {"Labels": {"org.myaas.pool": POOL}}}, "theirs": other})
+    docker = Docker(make_runner(), api)
+    docker.remove("missing", POOL)
+    docker.remove("ours", POOL)
+    with pytest.raises(MyaasError, match="does not belong to pool"):
+        docker.remove("theirs", POOL)
+    assert [args[0] for method, args, _kw in api.calls if method == "remove_container"] == ["ours"]
 
 
-def test_remove_tolerates_a_missing_container(make_runner):
-    runner = make_runner([(["docker", "rm"], (1, "", "Error: No such container: x"))])
-    Docker(runner).remove("x")
-    assert runner.calls == [["docker", "rm", "--force", "--volumes", "x"]]
+def test_volumes_of_another_pool_are_left_alone(make_runner, make_api):
+    api = make_api(volumes={"v": {"Labels": {"org.myaas.pool": "/elsewhere"}}})
+    with pytest.raises(MyaasError, match="does not belong to pool"):
+        Docker(make_runner(), api).remove_volume("v", POOL)
+    Docker(make_runner(), api).remove_volume("gone", POOL)
+    assert "remove_volume" not in api.names_called()
+
+
+def test_an_engine_that_does_not_answer_is_not_a_missing_container(make_runner, make_api):
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    def refuse(*_args, **_kwargs):
+        raise RequestsConnectionError("Connection refused")
+    api = make_api()
+    api.inspect_container = refuse
+    with pytest.raises(MyaasError, match="Docker engine does not answer"):
+        Docker(make_runner(), api).state("myaas-a1")
 
 
 def test_pool_layout(make_runner):
@@ -100,16 +126,22 @@ def test_parse_du():
     assert parse_du(out) == (316571648, 12591104)
 
 
-def test_wait_until_answers_returns_once_the_probe_prints_1(make_runner):
-    runner = make_runner([(["docker", "exec"], (0, "1\n", ""))])
-    Docker(runner).wait_until_answers("c", ["probe"], "postgres", ("start_timeout", 5), "The server", 0)
-    assert runner.calls == [["docker", "exec", "--user", "postgres", "c", "probe"]]
+def test_wait_until_answers_returns_once_the_probe_prints_1(make_runner, make_api):
+    api = make_api(answers={"exec_create": {"Id": "e1"}, "exec_start": (b"1\n", b""), "exec_inspect": {"ExitCode": 0}})
+    Docker(make_runner(), api).wait_until_answers("c", ["probe"], "postgres", ("start_timeout", 5), "The server", 0)
+    assert api.calls[0] == ("exec_create", ("c", ["probe"]), {"user": "postgres"})
 
 
-def test_wait_until_answers_says_when_the_server_exited(make_runner):
-    runner = make_runner([(["docker", "exec"], (1, "", "no socket")),
-                          (["docker", "container", "inspect"], (0, '[{"State": {"Running": false, "ExitCode": 7}}]', "")),
-                          (["docker", "logs"], (0, "InnoDB: fatal\n", ""))])
+def test_wait_until_answers_says_when_the_server_exited(make_runner, make_api):
+    api = make_api(containers={"c": {"State": {"Running": False, "ExitCode": 7}}},
+                   answers={"exec_create": {"Id": "e1"}, "exec_start": (None, b"no socket"),
+                            "exec_inspect": {"ExitCode": 1}, "logs": b"InnoDB: fatal\n"})
     with pytest.raises(MyaasError, match=r"The server exited during start-up \(exit code 7\)") as err:
-        Docker(runner).wait_until_answers("c", ["probe"], None, ("start_timeout", 5), "The server", 0)
+        Docker(make_runner(), api).wait_until_answers("c", ["probe"], None, ("start_timeout", 5), "The server", 0)
     assert err.value.details["server_log"] == ["InnoDB: fatal"]
+
+
+def test_sql_for_a_client_goes_through_docker_exec_on_stdin(make_runner, make_api):
+    runner = make_runner()
+    Docker(runner, make_api()).exec("c", ["mariadb"], data="SELECT 1;", user="root")
+    assert runner.calls == [["docker", "exec", "--interactive", "--user", "root", "c", "mariadb"]]

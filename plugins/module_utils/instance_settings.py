@@ -1,0 +1,33 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Settings of an existing instance: what a run asks to change, planned before anything is done.
+
+An option left out (None) keeps what the instance has. The expiry is counted
+from the instance's creation, so asking twice with the same ttl changes
+nothing.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso, parse_iso
+
+# Applied to a running container with `docker update`.
+LIMITS = ("memory", "cpus")
+
+
+def planned_settings(meta, params):
+    """{key: new value} for the settings ``params`` change; raises for those that cannot change."""
+    if params.get("port") and params["port"] != meta["port"]:
+        raise MyaasError("Instance %s listens on port %d; the port of an existing instance cannot change. "
+                         "Drop it and create it again with port %d (state=absent, then present); "
+                         "state=reset keeps its port." % (meta["name"], meta["port"], params["port"]))
+    wanted = {}
+    if params.get("ttl") is not None:
+        ttl = params["ttl"]
+        wanted["expires_at"] = iso(parse_iso(meta["created_at"]) + ttl) if ttl else None
+    for key in ("protected", "owner") + LIMITS:
+        if params.get(key) is not None:
+            wanted[key] = params[key]
+    return dict((key, value) for key, value in wanted.items() if meta.get(key) != value)
+

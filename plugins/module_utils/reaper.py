@@ -1,0 +1,90 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The reaper: remove what has expired or was left half-made, repair what must live on.
+
+Each instance is judged under its own lock, taken without waiting: an
+instance that another run holds (being created, reset or dropped) is left
+alone. Nothing is judged while the Docker engine cannot be asked, since a
+container that cannot be seen is not a missing one. Check mode reports the
+same decisions without acting on them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager, instance_paths
+from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json
+from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
+
+
+def verdict(meta, data_exists, container_state, now):
+    """What to do with one instance: (action, why), action one of remove, repair, keep."""
+    if meta is None:
+        return "remove", "left half-made: no instance.json, and no run is making it"
+    expired = bool(meta.get("expires_at")) and parse_iso(meta["expires_at"]) <= now
+    if expired and not meta.get("protected"):
+        return "remove", "expired at %s" % meta["expires_at"]
+    if not data_exists:
+        return "repair", "its data is missing; made again from its template"
+    if not container_state:
+        return "repair", "its container is missing; started again on the same port with the same password"
+    return "keep", "protected" if meta.get("protected") else "not expired"
+
+
+class Reaper:
+    def __init__(self, pool, docker, engines, check_mode, now, wait_timeout=60):
+        self.pool = pool
+        self.docker = docker
+        self.engines = engines
+        self.check_mode = check_mode
+        self.now = now
+        self.wait_timeout = wait_timeout
+        self.result = {"changed": False, "removed": [], "repaired": [], "busy": [], "reasons": {}}
+
+    def run(self):
+        self.pool.ensure_layout()
+        self.docker.ping()
+        names = set(os.path.basename(path) for path in glob.glob(os.path.join(self.pool.path, "instances", "*")))
+        containers = dict((instance, name) for name, instance in
+                          self.docker.containers(role="instance", pool=self.pool.path) if instance)
+        for name in sorted(names | set(containers)):
+            self._judge(name, name in names)
+        return self.result
+
+    def _manager(self, name):
+        params = {"name": name, "state": "present", "lock_timeout": 0, "wait_timeout": self.wait_timeout}
+        return InstanceManager(self.pool, self.docker, self.engines, params, self.check_mode)
+
+    def _judge(self, name, has_folder):
+        lock = FileLock(self.pool.lock_path("instance", name), 0, "Instance %s" % name)
+        try:
+            lock.__enter__()
+        except MyaasError:
+            self.result["busy"].append(name)
+            self.result["reasons"][name] = "busy: another run holds its lock"
+            return
+        try:
+            manager = self._manager(name)
+            paths = instance_paths(self.pool, name)
+            meta = read_json(paths["meta"]) if has_folder else None
+            if meta is None and not has_folder:
+                action, why = "remove", "a container of this pool whose instance is gone"
+            else:
+                state = self.docker.state(meta["container"]) if meta else {}
+                action, why = verdict(meta, os.path.isdir(paths["data"]), state, self.now)
+            if action == "keep":
+                return
+            self.result["reasons"][name] = why
+            self.result["removed" if action == "remove" else "repaired"].append(name)
+            self.result["changed"] = True
+            if self.check_mode:
+                return
+            if action == "remove":
+                manager.remove_everything()
+            else:
+                manager.repair(meta)
+        finally:
+            lock.__exit__(None, None, None)

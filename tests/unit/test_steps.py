@@ -1,0 +1,241 @@
+"""The import, prune, orphan, clone and reset steps with a fake runner and a fake Docker SDK.
+
+The fakes record what would be run; the file system is a temporary folder
+that the fake `btrfs` commands change as the real ones would. What matters on
+a real host (btrfs, servers, logins) is proved by the integration tests.
+"""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.myaas.myaas.plugins.module_utils import dumps, template_import
+from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.inventory import find_orphans
+from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name, import_container_name
+from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.template_import import TemplateManager
+from conftest import FakeApi, FakeRunner
+
+CLEAN_LOG = (b"[Note] InnoDB: Shutdown completed; log sequence number 6495713; transaction id 216\n"
+             b"[Note] mariadbd: Shutdown complete\n")
+
+
+def btrfs_runner(extra=()):
+    """A runner whose btrfs commands make, snapshot and delete folders."""
+    def create(argv):
+        os.makedirs(argv[-1])
+        return 0, "", ""
+
+    def snapshot(argv):
+        shutil.copytree(argv[-2], argv[-1])
+        return 0, "", ""
+
+    def delete(argv):
+        shutil.rmtree(argv[-1])
+        return 0, "", ""
+    return FakeRunner(list(extra) + [
+        (["stat"], (0, "btrfs\n", "")),
+        (["btrfs", "subvolume", "create"], create),
+        (["btrfs", "subvolume", "snapshot"], snapshot),
+        (["btrfs", "subvolume", "delete"], delete),
+        (["btrfs", "property", "get"], (0, "ro=false\n", "")),
+        (["btrfs", "filesystem", "du"], (0, "Total Exclusive Set Filename\n1048576 1048576 - x\n", "")),
+    ])
+
+
+def template_params(tmp_path, **overrides):
+    dump = tmp_path / "shop.sql"
+    dump.write_text("-- dump\nCREATE TABLE t (id int);\n")
+    values = dict(name="shop", src=str(dump), image="myaas/mariadb:10.11", database=None, force=False,
+                  post_import_sql=[], tuning={}, keep_generations=1, restore_jobs=1, import_timeout=60,
+                  start_timeout=5, stop_timeout=5, lock_timeout=5)
+    values.update(overrides)
+    return values
+
+
+def import_api(pool):
+    """The SDK answers of an import that goes well."""
+    return FakeApi(
+        containers={import_container_name(pool, "shop"): {"State": {"ExitCode": 0, "Running": False},
+                                                           "Config": {"Labels": {"org.myaas.pool": pool}}}},
+        answers={"inspect_image": {"Id": "sha256:img"}, "create_container": {"Id": "c1"}, "wait": {"StatusCode": 0},
+                 "containers": [],
+                 "logs": lambda container, **kw: (b"uid=%d(mysql) gid=%d(mysql)\n" % (os.getuid(), os.getgid())
+                                                  if container == "c1" else CLEAN_LOG),
+                 # An exec's id is its SQL here, so that each query gets its own answer.
+                 "exec_create": lambda container, cmd, **kw: {"Id": cmd[-1]}, "exec_inspect": {"ExitCode": 0},
+                 "exec_start": lambda sql, **kw: (QUERY_ANSWERS.get(sql.split()[1], b"1\n"), b"")})
+
+
+QUERY_ANSWERS = {"schema_name": b"shop\n", "DISTINCT": b"app@10.0.0.%\n"}
+
+
+@pytest.fixture
+def pool_dir(tmp_path):
+    path = tmp_path / "pool"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def no_streaming(monkeypatch):
+    """Dumps are streamed by real processes into `docker exec`; here the stream is only recorded."""
+    streamed = []
+    monkeypatch.setattr(dumps, "stream_into", lambda path, fmt, argv, *args, **kwargs: streamed.append((path, argv)))
+    return streamed
+
+
+def test_import_runs_its_steps_in_order_and_swaps_last(tmp_path, pool_dir, no_streaming):
+    runner, api = btrfs_runner(), import_api(pool_dir)
+    result = TemplateManager(Pool(pool_dir, runner), Docker(runner, api), get_engine("mariadb"),
+                             template_params(tmp_path), False).present()
+    template = result["template"]
+    assert result["changed"] and template["generation"] == 1 and template["image_id"] == "sha256:img"
+    staging = os.path.join(pool_dir, "templates", "shop", ".importing-gen-1")
+    assert runner.ran("btrfs", "subvolume", "create") == [["btrfs", "subvolume", "create", staging]]
+    server = [kwargs for method, _args, kwargs in api.calls if method == "create_container"][1]
+    assert server["entrypoint"] == "/bin/sh" and server["user"] == "%d:%d" % (os.getuid(), os.getgid())
+    assert no_streaming[0][0] == str(tmp_path / "shop.sql")
+    assert template["databases"] == ["shop"] and template["definers_created"] == ["app@10.0.0.%"]
+    # Frozen before the rename, and the rename before the metadata.
+    assert runner.ran("btrfs", "property", "set")[-1][-3:] == [staging, "ro", "true"]
+    assert os.path.isdir(template["path"]) and not os.path.exists(staging)
+    with open(os.path.join(pool_dir, "templates", "shop", "template.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["generation"] == 1
+
+
+def test_a_failed_import_removes_its_staging_and_keeps_the_old_template(tmp_path, pool_dir, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise MyaasError("Import of shop.sql failed: ERROR 1064 at line 2")
+    monkeypatch.setattr(dumps, "stream_into", broken)
+    runner, api = btrfs_runner(), import_api(pool_dir)
+    with pytest.raises(MyaasError) as failed:
+        TemplateManager(Pool(pool_dir, runner), Docker(runner, api), get_engine("mariadb"),
+                        template_params(tmp_path), False).present()
+    assert failed.value.msg.startswith("Template shop was not changed: Import of shop.sql failed")
+    assert os.listdir(os.path.join(pool_dir, "templates", "shop")) == []
+    assert ("remove_container", (import_container_name(pool_dir, "shop"),), {"force": True, "v": True}) in api.calls
+
+
+def test_check_mode_plans_an_import_and_runs_nothing(tmp_path, pool_dir, no_streaming):
+    runner, api = btrfs_runner(), import_api(pool_dir)
+    result = TemplateManager(Pool(pool_dir, runner), Docker(runner, api), get_engine("mariadb"),
+                             template_params(tmp_path), True).present()
+    assert result["changed"] and result["template"]["generation"] == 1
+    assert not runner.ran("btrfs") and "create_container" not in api.names_called() and not no_streaming
+
+
+def test_prune_keeps_the_newest_generations(tmp_path, pool_dir):
+    runner = btrfs_runner()
+    for number in (1, 2, 3, 4):
+        os.makedirs(os.path.join(pool_dir, "templates", "shop", "gen-%d" % number))
+    manager = TemplateManager(Pool(pool_dir, runner), Docker(runner, FakeApi()), get_engine("mariadb"),
+                              template_params(tmp_path, keep_generations=2), False)
+    manager._prune(4)  # pylint: disable=protected-access
+    assert sorted(os.listdir(os.path.join(pool_dir, "templates", "shop"))) == ["gen-3", "gen-4"]
+
+
+def test_a_stray_newer_generation_is_a_leftover(tmp_path, pool_dir):
+    runner = btrfs_runner()
+    for number in (2, 3):
+        os.makedirs(os.path.join(pool_dir, "templates", "shop", "gen-%d" % number))
+    manager = TemplateManager(Pool(pool_dir, runner), Docker(runner, FakeApi(answers={"containers": []})),
+                              get_engine("mariadb"), template_params(tmp_path), False)
+    assert manager._leftovers({"generation": 2}) == (  # pylint: disable=protected-access
+        [], [os.path.join(pool_dir, "templates", "shop", "gen-3")])
+
+
+def test_orphans_are_containers_without_an_instance_and_folders_without_instance_json(pool_dir):
+    runner = btrfs_runner()
+    os.makedirs(os.path.join(pool_dir, "instances", "half"))
+    api = FakeApi(answers={"containers": [
+        {"Names": ["/" + container_name(pool_dir, "gone")], "Labels": {"org.myaas.instance": "gone"}},
+        {"Names": ["/" + container_name(pool_dir, "alive")], "Labels": {"org.myaas.instance": "alive"}}]})
+    alive = {"name": "alive", "status": "missing"}          # lost its container: repaired, not an orphan
+    orphans = find_orphans(Pool(pool_dir, runner), Docker(runner, api), [alive])
+    assert [(orphan["kind"], orphan["name"]) for orphan in orphans] == [("container", "gone"), ("datadir", "half")]
+
+
+def make_template(pool_dir, generation=1):
+    gen = os.path.join(pool_dir, "templates", "shop", "gen-%d" % generation)
+    os.makedirs(os.path.join(gen, "mysql"), exist_ok=True)
+    with open(os.path.join(pool_dir, "templates", "shop", "template.json"), "w", encoding="utf-8") as handle:
+        json.dump({"name": "shop", "generation": generation, "engine": "mariadb", "image": "myaas/mariadb:10.11",
+                   "path": gen, "options": {"database": "shop"}, "databases": ["shop"]}, handle)
+
+
+class Engines:
+    """get_engine, with logins that always work (there is no server here)."""
+
+    def __init__(self):
+        self.logins = []
+
+    def __call__(self, name):
+        engine = get_engine(name)
+        engine.probe_login = lambda *args, **kwargs: self.logins.append(args) or True
+        return engine
+
+
+def instance_manager(pool_dir, runner, api, check_mode=False, **overrides):
+    params = dict(name="a1", template="shop", state="present", ttl=None, protected=None, owner="alice",
+                  bind_address="127.0.0.1", public_host="db1", port=None, port_range=(23306, 23999), user="dev",
+                  password=None, database=None, memory=None, cpus=None, wait_timeout=5, lock_timeout=5)
+    params.update(overrides)
+    engines = Engines()
+    return InstanceManager(Pool(pool_dir, runner), Docker(runner, api), engines, params, check_mode), engines
+
+
+def running_api(pool_dir, name="a1"):
+    return FakeApi(containers={container_name(pool_dir, name): {
+        "State": {"Running": True}, "Config": {"Labels": {"org.myaas.pool": pool_dir}}}},
+        answers={"create_container": {"Id": "c1"}})
+
+
+def test_clone_and_start_writes_the_init_file_reserves_the_port_and_runs_as_the_datas_owner(pool_dir):
+    make_template(pool_dir)
+    runner, api = btrfs_runner(), running_api(pool_dir)
+    manager, engines = instance_manager(pool_dir, runner, api)
+    seen = {}
+    real_run = manager.docker.run
+
+    def run(spec):
+        init = os.path.join(pool_dir, "instances", "a1", "data", "myaas-init.sql")
+        seen["init_mode"] = oct(os.stat(init).st_mode & 0o777)
+        with open(init, encoding="utf-8") as handle:
+            seen["init"] = handle.read()
+        with open(os.path.join(pool_dir, "instances", "a1", "instance.json"), encoding="utf-8") as handle:
+            seen["reserved_port"] = json.load(handle)["port"]
+        return real_run(spec)
+    manager.docker.run = run
+    result = manager.apply()
+    db = result["instance"]
+    assert result["operation"] == "create" and db["generation"] == 1 and db["database"] == "shop"
+    assert seen["init_mode"] == "0o600" and db["password"] in seen["init"]
+    assert seen["reserved_port"] == db["port"]                     # reserved before the container started
+    create = [kwargs for method, _args, kwargs in api.calls if method == "create_container"][0]
+    data = os.stat(os.path.join(pool_dir, "instances", "a1", "data"))
+    assert create["user"] == "%d:%d" % (data.st_uid, data.st_gid) and create["entrypoint"] == "/bin/sh"
+    assert db["password"] not in json.dumps(create)
+    assert engines.logins and not os.path.exists(os.path.join(pool_dir, "instances", "a1", "data", "myaas-init.sql"))
+
+
+def test_reset_brings_the_latest_generation_on_the_same_port_and_password(pool_dir):
+    make_template(pool_dir)
+    runner, api = btrfs_runner(), running_api(pool_dir)
+    created = instance_manager(pool_dir, runner, api)[0].apply()["instance"]
+    make_template(pool_dir, generation=2)
+    planned = instance_manager(pool_dir, runner, api, check_mode=True, state="reset")[0].apply()
+    assert planned["changed"] and planned["instance"]["generation"] == 2
+    with open(os.path.join(pool_dir, "instances", "a1", "instance.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["generation"] == 1               # check mode wrote nothing
+    calls = len(runner.calls)
+    reset = instance_manager(pool_dir, runner, api, state="reset")[0].apply()["instance"]
+    assert reset["generation"] == 2 and (reset["port"], reset["password"]) == (created["port"], created["password"])
+    assert runner.ran("btrfs", "subvolume", "delete")[-1][-1] == os.path.join(pool_dir, "instances", "a1", "data")
+    assert len(runner.calls) > calls
