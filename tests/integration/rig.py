@@ -4,13 +4,17 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 
 import pymysql
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Where the host role records the pid of a dockerd it started (host_docker_pidfile).
+DOCKERD_PIDFILE = "/run/myaas-dockerd.pid"
 ENV = dict(os.environ)
 ENV.update({
     "PATH": os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ["PATH"],
@@ -25,6 +29,32 @@ ENV.update({
 
 def sh(*argv, check=True, **kwargs):
     return subprocess.run(argv, check=check, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def descendants(pid):
+    """The pids of every process below ``pid`` (children, their children, ...)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, encoding="utf-8") as handle:
+                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def docker_is_up():
@@ -44,10 +74,11 @@ def module_argv(module, args, check_mode=False, diff=False, verbosity=0):
         (["-" + "v" * verbosity] if verbosity else [])
 
 
-def run_module(module, args, check_mode=False, diff=False):
+def run_module(module, args, check_mode=False, diff=False, env=None):
     """Run a module through `ansible`; return its result dict (with 'failed' set on failure)."""
     proc = subprocess.run(module_argv(module, args, check_mode, diff), cwd=ROOT,
-                          env=dict(ENV, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"),
+                          env=dict(ENV, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                                   **(env or {})),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
     try:
         report = json.loads(proc.stdout)
@@ -97,14 +128,17 @@ class Rig:
         with open(os.path.join(self.pool, "templates", name, "template.json"), "rb") as handle:
             return handle.read()
 
-    def containers(self, **labels):
+    def containers(self, status=None, **labels):
         argv = ["docker", "ps", "--all", "--format", "{{.Names}}", "--filter", "label=org.myaas.pool=" + self.pool]
         for key, value in labels.items():
             argv += ["--filter", "label=org.myaas.%s=%s" % (key, value)]
-        return sh(*argv).stdout.split()
+        return sh(*(argv + (["--filter", "status=" + status] if status else []))).stdout.split()
 
-    def volumes(self):
-        return sh("docker", "volume", "ls", "--quiet", "--filter", "label=org.myaas.pool=" + self.pool).stdout.split()
+    def volumes(self, **labels):
+        argv = ["docker", "volume", "ls", "--quiet", "--filter", "label=org.myaas.pool=" + self.pool]
+        for key, value in labels.items():
+            argv += ["--filter", "label=org.myaas.%s=%s" % (key, value)]
+        return sh(*argv).stdout.split()
 
     def subvolumes(self):
         out = sh("btrfs", "subvolume", "list", "-o", self.pool).stdout
@@ -112,20 +146,37 @@ class Rig:
 
     def gone(self, name):
         """Nothing of the instance is left: container, volume, subvolume, folder."""
-        return (not self.containers(instance=name) and "myaas-" + name not in self.volumes()
+        return (not self.containers(instance=name) and not self.volumes(instance=name)
                 and not [p for p in self.subvolumes() if p.startswith("instances/%s/" % name)]
                 and not os.path.exists(os.path.join(self.pool, "instances", name)))
 
-    def restart_dockerd(self):
-        """Stop dockerd, then let the host role start it again (hosts without an init system)."""
-        for pid in sh("pidof", "dockerd", check=False).stdout.split():
-            os.kill(int(pid), 15)
+    def stop_dockerd(self):
+        """Stop the dockerd that the host role started (by the pid it recorded, never by name).
+
+        A dockerd that something else runs (systemd, a user's own) is not ours
+        to stop: the test that needs this is skipped there.
+        """
+        try:
+            with open(DOCKERD_PIDFILE, encoding="utf-8") as handle:
+                pid = int(handle.read().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            pytest.skip("dockerd was not started by the host role on this host (no live %s); this test stops "
+                        "only a dockerd it started" % DOCKERD_PIDFILE)
+        os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 60
-        while sh("pidof", "dockerd", check=False).stdout.strip() and time.monotonic() < deadline:
+        while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not docker_is_up()
+
+    def start_dockerd(self):
+        """Let the host role start dockerd again, as it does on hosts without an init system."""
         again = ansible_playbook("playbooks/provision.yml", "-e", "@" + self.vars_file)
         assert again.returncode == 0, again.stdout[-3000:]
+
+    def restart_dockerd(self):
+        self.stop_dockerd()
+        self.start_dockerd()
 
     def parallel_instances(self, workdir, template, count, prefix="many-"):
         """Ask for ``count`` instances at once, as Ansible forks do (one inventory host each).

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
 from rig import ENV, ROOT, module_argv, sh
 
 SAMPLE = os.path.join(ROOT, "samples", "shop.sql.gz")
@@ -54,6 +55,8 @@ def test_clones_are_isolated_from_each_other_and_the_template(rig, shop):
         assert rig.query(second, "SELECT COUNT(*) FROM reviews")[0][0] > 0
         assert rig.query(second, "SELECT COUNT(*) FROM categories WHERE name = 'only in a'")[0][0] == 0
         third = rig.instance("iso-c", template="shop")["instance"]
+        for db in (first, second, third):
+            assert not get_engine("mariadb").crash_recovery(sh("docker", "logs", db["container"]).stdout)
         assert rig.query(third, "SELECT COUNT(*) FROM reviews")[0][0] > 0
         assert sh("btrfs", "property", "get", "-ts", shop["path"], "ro").stdout.strip() == "ro=true"
         # Another user's password does not open this instance.
@@ -78,7 +81,7 @@ def test_second_call_is_unchanged_and_reset_discards_writes(rig, shop):
     assert (reset["instance"]["port"], reset["instance"]["password"]) == (db["port"], db["password"])
     assert rig.query(db, "SELECT COUNT(*) FROM order_items")[0][0] > 0
     stopped = rig.instance("idem", state="stopped")
-    assert stopped["changed"] and not sh("docker", "ps", "-q", "--filter", "name=myaas-idem").stdout.strip()
+    assert stopped["changed"] and not rig.containers(instance="idem", status="running")
     started = rig.instance("idem", template="shop")
     assert started["changed"] and started["operation"] == "start"
     assert rig.query(db, "SELECT 1")[0][0] == 1
@@ -117,24 +120,36 @@ def test_same_name_twice_at_once_makes_one_instance(rig, shop):
     try:
         assert all(proc.returncode == 0 for proc in procs), outputs
         assert sorted("CHANGED" in out for out in outputs) == [False, True]
-        assert rig.containers(instance="twin") == ["myaas-twin"]
+        assert rig.containers(instance="twin") == [rig.info(name="twin")["instances"][0]["container"]]
     finally:
         rig.instance("twin", state="absent")
 
 
 def test_clones_during_a_reimport_are_whole(rig, workdir):
     assert rig.template("busy", SAMPLE)["changed"]
-    proc = rig.template_in_background("busy", SAMPLE, force=True)
-    made = []
+    bigger = os.path.join(workdir, "bigger.sql.gz")
+    sh(os.path.join(ROOT, ".venv", "bin", "python"), os.path.join(ROOT, "tools", "make_sample_dump.py"),
+       "--customers", "30000", "-o", bigger)
+    proc = rig.template_in_background("busy", bigger)
+    rig.wait_for(lambda: rig.containers(role="import", template="busy"), timeout=60, what="the import")
+    made, overlapped = [], 0
     try:
         while proc.poll() is None or len(made) < 2:
             name = "busy-%d" % len(made)
+            importing = bool(rig.containers(role="import", template="busy"))
             result = rig.instance(name, template="busy")
             assert not result.get("failed"), result
             made.append(name)
-            assert rig.query(result["instance"], "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
+            count = rig.query(result["instance"], "SELECT COUNT(*) FROM customers")[0][0]
+            if importing and rig.containers(role="import", template="busy"):
+                # Made while the new generation was being loaded: the old one, whole.
+                overlapped += 1
+                assert result["instance"]["generation"] == 1 and count == CUSTOMERS
+            else:
+                assert count in (CUSTOMERS, 30000)
         out = proc.communicate(timeout=300)[0]
         assert proc.returncode == 0, out
+        assert overlapped >= 1, "no clone was made while the import ran"
     finally:
         for name in made:
             rig.instance(name, state="absent")
@@ -161,25 +176,28 @@ def _answers(rig, db):
         return False
 
 
-def test_reap_removes_expired_and_orphans_and_keeps_the_rest(rig, shop):
+def test_reap_removes_the_expired_and_repairs_a_lost_container(rig, shop):
     rig.instance("reap-expired", template="shop", ttl="1s")
     rig.instance("reap-protected", template="shop", ttl="1s", protected=True)
     rig.instance("reap-fresh", template="shop", ttl="8h")
     rig.instance("reap-forever", template="shop")
-    lost = rig.instance("reap-lost", template="shop")["instance"]
+    lost = rig.instance("reap-lost", template="shop", ttl="8h")["instance"]
     sh("docker", "rm", "--force", lost["container"])            # data without a container
     time.sleep(1.5)
     listing = rig.playbook("playbooks/list_dbs.yml")
-    assert listing.returncode == 0 and "(EXPIRED)" in listing.stdout and "reap-lost" in listing.stdout
+    assert listing.returncode == 0 and "(EXPIRED)" in listing.stdout and "reap-lost: missing" in listing.stdout
     check = rig.playbook("playbooks/reap.yml", "--check")
     assert check.returncode == 0, check.stdout[-3000:]
-    assert "Would remove: ['reap-expired', 'reap-lost']" in check.stdout
-    assert rig.containers(instance="reap-expired")
+    assert "Would remove: ['reap-expired']" in check.stdout and "Would repair: ['reap-lost']" in check.stdout
+    assert rig.containers(instance="reap-expired") and not rig.containers(instance="reap-lost")
     run = rig.playbook("playbooks/reap.yml")
     assert run.returncode == 0, run.stdout[-3000:]
-    assert rig.gone("reap-expired") and rig.gone("reap-lost")
+    assert "Removed: ['reap-expired']" in run.stdout and "Repaired: ['reap-lost']" in run.stdout
+    assert rig.gone("reap-expired")
+    # Back on the same port with the same password.
+    assert rig.query(lost, "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
     names = sorted(instance["name"] for instance in rig.info()["instances"] if instance["name"].startswith("reap-"))
-    assert names == ["reap-forever", "reap-fresh", "reap-protected"]
+    assert names == ["reap-forever", "reap-fresh", "reap-lost", "reap-protected"]
     for name in names:
         rig.instance(name, state="absent")
 
@@ -211,6 +229,12 @@ def run_with_secret_vars(rig, workdir, label, args, *options):
 
 def test_password_is_in_no_failure_output_and_no_process_list(rig, shop, workdir):
     secret = "Sup3rSecretPassw0rdXYZ"
+    # A template whose dump locks the account instances use: every login
+    # attempt with the secret is refused, until the failure is reported.
+    locked = os.path.join(workdir, "locked.sql")
+    with open(locked, "w", encoding="utf-8") as handle:
+        handle.write("CREATE TABLE t (id INT);\nCREATE USER 'dev'@'%' IDENTIFIED BY 'unknown' ACCOUNT LOCK;\n")
+    assert rig.template("locked-dev", locked)["changed"]
     seen = []
     stop = threading.Event()
 
@@ -223,8 +247,8 @@ def test_password_is_in_no_failure_output_and_no_process_list(rig, shop, workdir
     watcher.start()
     try:
         ok = run_with_secret_vars(rig, workdir, "ok", dict(name="secretive", template="shop", password=secret))
-        failing = run_with_secret_vars(rig, workdir, "failing", dict(name="secretive-2", template="shop",
-                                                                     password=secret, wait_timeout=0), "-vvv")
+        failing = run_with_secret_vars(rig, workdir, "failing", dict(name="secretive-2", template="locked-dev",
+                                                                     password=secret, wait_timeout=5), "-vvv")
     finally:
         stop.set()
         watcher.join()
@@ -233,16 +257,18 @@ def test_password_is_in_no_failure_output_and_no_process_list(rig, shop, workdir
         db = rig.info(name="secretive")["instances"][0]
         assert rig.query(dict(db, user="dev", password=secret), "SELECT 1")[0][0] == 1
         assert failing.returncode != 0 and "did not accept a login" in failing.stdout
+        assert "this account is locked" in failing.stdout      # the logins really were attempted
         assert secret not in failing.stdout
         assert len(seen) > 10
         assert not [line for snapshot in seen for line in snapshot.splitlines() if secret in line]
         assert rig.gone("secretive-2")
         secret_file = os.path.join(rig.pool, "instances", "secretive", "secret.json")
         assert oct(os.stat(secret_file).st_mode & 0o777) == "0o600"
-        assert secret not in sh("docker", "inspect", "myaas-secretive").stdout
+        assert secret not in sh("docker", "inspect", db["container"]).stdout
         assert not os.path.exists(os.path.join(rig.pool, "instances", "secretive", "data", "myaas-init.sql"))
     finally:
         rig.instance("secretive", state="absent")
+        rig.template("locked-dev", locked, state="absent")
 
 
 def test_missing_template_is_a_clear_error(rig):
@@ -274,4 +300,4 @@ def test_full_pool_is_a_clear_error(rig, workdir):
         result = rig.instance("crowded", template="tiny", pool=pool)
         assert result["failed"] and "is full" in result["msg"], result
         assert not os.path.exists(os.path.join(pool, "instances", "crowded"))
-        assert not sh("docker", "ps", "-aq", "--filter", "name=myaas-crowded").stdout.strip()
+        assert not sh("docker", "ps", "-aq", "--filter", "label=org.myaas.pool=" + pool).stdout.strip()

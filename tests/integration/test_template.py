@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from rig import ROOT, sh
+from ansible_collections.myaas.myaas.plugins.module_utils.names import import_container_name
+from rig import ROOT, cmdline, descendants, sh
 
 CUSTOMERS = 6000   # what the bundled sample holds
 
@@ -227,7 +228,8 @@ def test_kill_during_import_keeps_the_old_template_and_the_next_run_cleans_up(ri
     proc = rig.template_in_background("killme", big)
     rig.wait_for(lambda: rig.containers(role="import", template="killme"), timeout=60, what="the import")
     time.sleep(1)
-    module_pids = [int(pid) for pid in sh("pgrep", "-f", "AnsiballZ_myaas_template", check=False).stdout.split()]
+    # Only the module process that this test's own `ansible` started.
+    module_pids = [pid for pid in descendants(proc.pid) if "AnsiballZ_myaas_template" in cmdline(pid)]
     assert module_pids
     for pid in module_pids:
         os.kill(pid, signal.SIGKILL)
@@ -245,7 +247,7 @@ def test_kill_during_import_keeps_the_old_template_and_the_next_run_cleans_up(ri
         rig.instance("killme-clone", state="absent")
     rerun = rig.template("killme", big)
     assert rerun["changed"], rerun
-    assert sorted(rerun["removed_leftovers"]) == sorted(["myaas-import-killme"] +
+    assert sorted(rerun["removed_leftovers"]) == sorted([import_container_name(rig.pool, "killme")] +
                                                         [os.path.join(rig.pool, p) for p in leftovers])
     assert rerun["template"]["generation"] == 2
     assert not [p for p in rig.subvolumes() if p.startswith("templates/killme/.importing-")]
@@ -305,7 +307,7 @@ def test_nightly_playbook_imports_a_folder_and_names_the_broken_dumps(rig, shop_
     since = int(time.time())
     again = rig.playbook("playbooks/import_templates.yml", "-e", "dumps_dir=" + dumps, "-e", "image=" + rig.image)
     assert again.returncode != 0
-    assert import_events_since(rig, since) == ["myaas-import-nightly-broken"]
+    assert import_events_since(rig, since) == [import_container_name(rig.pool, "nightly-broken")]
 
 
 def test_same_template_twice_at_once_imports_once_and_others_run_in_parallel(rig, workdir):
@@ -314,7 +316,8 @@ def test_same_template_twice_at_once_imports_once_and_others_run_in_parallel(rig
     other = rig.template_in_background("alongside", src)
     # Different templates import side by side: both import servers run at once.
     rig.wait_for(lambda: len(rig.containers(role="import")) >= 2, timeout=60, what="two imports at once")
-    assert sorted(rig.containers(role="import")) == ["myaas-import-alongside", "myaas-import-twice"]
+    assert sorted(rig.containers(role="import")) == sorted(import_container_name(rig.pool, name)
+                                                           for name in ("alongside", "twice"))
     outputs = [proc.communicate(timeout=300)[0] for proc in (first, second, other)]
     assert [proc.returncode for proc in (first, second, other)] == [0, 0, 0], outputs
     # The second run on "twice" waited for the lock, then found the template up to date.
