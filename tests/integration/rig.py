@@ -104,6 +104,12 @@ class Rig:
         check_mode = args.pop("check_mode", False)
         return run_module("myaas_template", args, check_mode=check_mode, diff=True)
 
+    def sample_template(self, name):
+        """The bundled sample imported as template ``name``; its metadata."""
+        result = self.template(name, SAMPLE)
+        assert not result.get("failed"), result
+        return result["template"]
+
     def template_in_background(self, name, src, **options):
         """Start an import and return its process (stdout and stderr merged, text)."""
         args = dict(name=name, src=src, pool=self.pool, image=self.image)
@@ -266,6 +272,9 @@ class Rig:
 
 PG_IMAGE = "myaas/postgresql:15"
 PG_CUSTOMERS = 3000
+# The bundled sample dump, and how many customers it holds.
+SAMPLE = os.path.join(ROOT, "samples", "shop.sql.gz")
+SAMPLE_CUSTOMERS = 6000
 # The images users pull by default, and MyAAS's offline ones: the whole
 # lifecycle is tested on each, for both engines.
 OFFICIAL_IMAGES = {"mariadb": "mariadb:10.11", "postgresql": "postgres:15"}

@@ -11,17 +11,11 @@ import time
 import pymysql
 import pytest
 
-from rig import ROOT, run_module, sh
-
-SAMPLE = os.path.join(ROOT, "samples", "shop.sql.gz")
-CUSTOMERS = 6000
-
+from rig import ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, run_module, sh
 
 @pytest.fixture(scope="module")
 def faults(rig):
-    result = rig.template("faults", SAMPLE)
-    assert not result.get("failed"), result
-    return result["template"]
+    return rig.sample_template("faults")
 
 
 def reap(rig, check=False):

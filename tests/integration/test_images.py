@@ -18,10 +18,9 @@ import pymysql
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
-from rig import FLAVOURS, OFFICIAL_IMAGES, PG_CUSTOMERS, ROOT, run_module, sh
+from rig import FLAVOURS, OFFICIAL_IMAGES, PG_CUSTOMERS, ROOT, SAMPLE, SAMPLE_CUSTOMERS, run_module, sh
 
-SAMPLE = os.path.join(ROOT, "samples", "shop.sql.gz")
-CUSTOMERS = {"mariadb": 6000, "postgresql": PG_CUSTOMERS}
+CUSTOMERS = {"mariadb": SAMPLE_CUSTOMERS, "postgresql": PG_CUSTOMERS}
 IDS = ["%s-%s" % (engine, "official" if image in OFFICIAL_IMAGES.values() else "offline") for engine, image in FLAVOURS]
 SUPERUSERS = {"mariadb": ["root", "mysql", "mariadb.sys", ""], "postgresql": ["postgres"]}
 
@@ -85,6 +84,13 @@ def login_attempt(engine, host, port, user, password):
         return login_refusal(engine, host, port, user, password) or "no refusal"
     except Exception as exc:  # pylint: disable=broad-exception-caught
         return repr(exc)
+
+
+def write_file(folder, name, text):
+    path = os.path.join(folder, name)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
 
 
 def container_ip(container):
@@ -255,9 +261,7 @@ def connect_mysql_dsn(dsn):
 
 @pytest.mark.parametrize("image", [image for engine, image in FLAVOURS if engine == "mariadb"])
 def test_production_definers_work_for_the_instances_user(rig, workdir, image):
-    dump = os.path.join(workdir, "shop-definers.sql")
-    with open(dump, "w", encoding="utf-8") as handle:
-        handle.write(DEFINER_DUMP)
+    dump = write_file(workdir, "shop-definers.sql", DEFINER_DUMP)
     name = "definers-" + flavour_id("mariadb", image)
     result = rig.template(name, dump, image=image)
     assert result.get("changed"), result
@@ -314,9 +318,7 @@ COPY public.contacts (id, email) FROM stdin;
 
 @pytest.mark.parametrize("image", [image for engine, image in FLAVOURS if engine == "postgresql"])
 def test_a_dump_that_makes_its_own_database_gets_a_dsn_that_lands_in_it(rig, workdir, image):
-    dump = os.path.join(workdir, "crm.sql")
-    with open(dump, "w", encoding="utf-8") as handle:
-        handle.write(PG_OWN_DATABASE_DUMP)
+    dump = write_file(workdir, "crm.sql", PG_OWN_DATABASE_DUMP)
     name = "owndb-" + flavour_id("postgresql", image)
     result = rig.template(name, dump, engine="postgresql", image=image)
     assert result.get("changed"), result

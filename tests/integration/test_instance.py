@@ -9,17 +9,11 @@ import time
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
-from rig import ENV, ROOT, module_argv, sh
-
-SAMPLE = os.path.join(ROOT, "samples", "shop.sql.gz")
-CUSTOMERS = 6000
-
+from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, module_argv, sh
 
 @pytest.fixture(scope="module")
 def shop(rig):
-    result = rig.template("shop", SAMPLE)
-    assert not result.get("failed"), result
-    return result["template"]
+    return rig.sample_template("shop")
 
 
 def test_new_db_playbook_hands_out_a_loaded_database(rig, shop):
