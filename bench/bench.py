@@ -97,7 +97,7 @@ def new_db_walltime(rig, runs):
     samples = []
     for run in range(runs):
         seconds, result = timed(lambda run=run: rig.playbook("playbooks/new_db.yml", "-e", "template=small",
-                                                             "-e", "name=pb-%d" % run))
+                                                             "-e", "instance=pb-%d" % run))
         assert result.returncode == 0, result.stdout[-2000:]
         samples.append(seconds)
         rig.instance("pb-%d" % run, state="absent")

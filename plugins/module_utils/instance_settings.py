@@ -1,6 +1,7 @@
 # Copyright: MyAAS team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Settings of an existing instance: what a run asks to change, planned before anything is done.
+"""Settings of an existing instance: who may touch it, and what a run asks to change,
+planned before anything is done.
 
 An option left out (None) keeps what the instance has. The expiry is counted
 from the instance's creation, so asking twice with the same ttl changes
@@ -14,6 +15,23 @@ from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso, p
 
 # Applied to a running container with `docker update`.
 LIMITS = ("memory", "cpus")
+
+
+def check_access(meta, params, state):
+    """Refuse a requester who does not own the instance, unless the run is an admin's.
+
+    Without ``requester`` (a root shell driving the module directly) nothing
+    is checked: ownership is what the playbooks and AWX enforce for people.
+    """
+    requester = params.get("requester")
+    if not requester or params.get("admin") or meta.get("owner") == requester:
+        return
+    if state in ("present", "started"):
+        raise MyaasError("Instance %s belongs to %s, not to %s: its credentials are given to its owner only. "
+                         "Ask for another name (or none, to get your own)."
+                         % (meta["name"], meta.get("owner"), requester))
+    raise MyaasError("Instance %s belongs to %s: only its owner or an admin (myaas_admin=true) may %s it."
+                     % (meta["name"], meta.get("owner"), {"absent": "drop", "stopped": "stop"}.get(state, state)))
 
 
 def planned_settings(meta, params):
@@ -30,4 +48,3 @@ def planned_settings(meta, params):
         if params.get(key) is not None:
             wanted[key] = params[key]
     return dict((key, value) for key, value in wanted.items() if meta.get(key) != value)
-

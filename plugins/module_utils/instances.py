@@ -18,7 +18,8 @@ import string
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import LIMITS, planned_settings
+from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import (
+    LIMITS, check_access, planned_settings)
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.ports import pick_port
@@ -114,6 +115,7 @@ class InstanceManager:
         with self._lock():
             meta = load_instance(self.pool, self.name)
             if meta:
+                check_access(meta, self.params, state)
                 # Instances made before names carried the pool keep their container's name.
                 self.container = meta.get("container", self.container)
             if state == "absent":
@@ -176,7 +178,7 @@ class InstanceManager:
             "container": self.container,
             "created_at": iso(created),
             "expires_at": iso(created + ttl) if ttl else None,
-            "owner": params["owner"] or getpass.getuser(),
+            "owner": params["owner"] or params.get("requester") or getpass.getuser(),
             "protected": bool(params["protected"]),
             "memory": params["memory"],
             "cpus": params["cpus"],
@@ -307,8 +309,9 @@ class InstanceManager:
     def _wait_ready(self, meta, secret, engine):
         timeout = self.params["wait_timeout"]
         deadline = time.monotonic() + timeout
-        address = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(meta["bind_address"],
-                                                                           meta["bind_address"])
+        # A server published on every address answers on loopback.
+        wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+        address = wildcard.get(meta["bind_address"], meta["bind_address"])
         last_error = None
         while time.monotonic() < deadline:
             try:

@@ -58,8 +58,19 @@ options:
   owner:
     description:
       - Who the instance is for (free text). Applied to an existing instance when given; a new one defaults to
-        the user the module runs as.
+        O(requester), else to the user the module runs as.
     type: str
+  requester:
+    description:
+      - Who asks (the AWX user, or the user behind sudo; the playbooks set it). An existing instance whose owner
+        is someone else is refused - its credentials are not returned, and it is not reset, stopped or
+        dropped - unless O(admin) is set.
+      - Without it, nothing is checked (a root shell driving the module directly).
+    type: str
+  admin:
+    description: The run is an admin's (an admin-only AWX job template); it may touch anyone's instance.
+    type: bool
+    default: false
   bind_address:
     description: Host address (IPv4 or IPv6) the server's port is published on.
     type: str
@@ -208,6 +219,8 @@ def main():
             ttl=dict(type="str"),
             protected=dict(type="bool"),
             owner=dict(type="str"),
+            requester=dict(type="str"),
+            admin=dict(type="bool", default=False),
             bind_address=dict(type="str", default="127.0.0.1"),
             public_host=dict(type="str"),
             port=dict(type="int"),

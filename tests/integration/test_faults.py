@@ -13,6 +13,7 @@ import pytest
 
 from rig import ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, run_module, sh
 
+
 @pytest.fixture(scope="module")
 def faults(rig):
     return rig.sample_template("faults")

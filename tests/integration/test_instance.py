@@ -1,5 +1,6 @@
 """myaas_instance, myaas_info and the playbooks people run, on the real rig."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
 from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, module_argv, sh
 
+
 @pytest.fixture(scope="module")
 def shop(rig):
     return rig.sample_template("shop")
@@ -19,6 +21,7 @@ def shop(rig):
 def test_new_db_playbook_hands_out_a_loaded_database(rig, shop):
     run = rig.playbook("playbooks/new_db.yml", "-e", "template=shop", "-e", "name=nd-alice", "-e", "ttl=8h")
     assert run.returncode == 0, run.stdout[-3000:]
+    assert "DEPRECATED: -e name=NAME" in run.stdout          # the old name works for one more release
     assert "DSN: mysql://dev:" in run.stdout and "mariadb -h " in run.stdout
     info = rig.info(name="nd-alice", show_password=True)
     [instance] = info["instances"]
@@ -26,15 +29,51 @@ def test_new_db_playbook_hands_out_a_loaded_database(rig, shop):
     instance.update(user="dev", password=info["password"])
     assert rig.query(instance, "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
     assert "password" not in rig.info()["instances"][0]
-    assert rig.playbook("playbooks/drop_db.yml", "-e", "name=nd-alice").returncode == 0
+    assert rig.playbook("playbooks/drop_db.yml", "-e", "instance=nd-alice").returncode == 0
     assert rig.gone("nd-alice")
 
 
-def test_default_name_comes_from_template_and_requester(rig, shop):
-    run = rig.playbook("playbooks/new_db.yml", "-e", "template=shop", "-e", "awx_user_name=Bob.Smith")
+def test_default_name_comes_from_template_and_requester_without_collisions(rig, shop):
+    dotted = rig.playbook("playbooks/new_db.yml", "-e", "template=shop", "-e", "awx_user_name=Bob.Smith")
+    dashed = rig.playbook("playbooks/new_db.yml", "-e", "template=shop", "-e", "awx_user_name=bob-smith")
+    tagged = "shop-bob-smith-" + hashlib.sha1(b"Bob.Smith").hexdigest()[:6]
+    try:
+        assert dotted.returncode == 0 and dashed.returncode == 0, (dotted.stdout[-3000:], dashed.stdout[-3000:])
+        assert "Instance %s of template shop" % tagged in dotted.stdout
+        assert "Instance shop-bob-smith of template shop" in dashed.stdout
+    finally:
+        for name in (tagged, "shop-bob-smith"):
+            rig.instance(name, state="absent")
+
+
+def test_an_instance_is_its_owners_unless_an_admin_asks(rig, shop):
+    def as_user(playbook, user, *extra):
+        return rig.playbook(playbook, "-e", "instance=owned", "-e", "awx_user_name=" + user, *extra)
+    created = as_user("playbooks/new_db.yml", "alice", "-e", "template=shop")
+    assert created.returncode == 0, created.stdout[-3000:]
+    password = rig.info(name="owned", show_password=True)["password"]
+    try:
+        asked = as_user("playbooks/new_db.yml", "bob", "-e", "template=shop")
+        assert asked.returncode != 0 and "belongs to alice, not to bob" in asked.stdout
+        assert password not in asked.stdout
+        for playbook in ("playbooks/reset_db.yml", "playbooks/drop_db.yml"):
+            refused = as_user(playbook, "bob")
+            assert refused.returncode != 0 and "only its owner or an admin" in refused.stdout, playbook
+        assert rig.info(name="owned")["instances"][0]["owner"] == "alice"
+        again = as_user("playbooks/new_db.yml", "alice", "-e", "template=shop")
+        assert again.returncode == 0 and password in again.stdout
+        dropped = as_user("playbooks/drop_db.yml", "bob", "-e", "myaas_admin=true")
+        assert dropped.returncode == 0, dropped.stdout[-3000:]
+        assert rig.gone("owned")
+    finally:
+        rig.instance("owned", state="absent")
+
+
+def test_new_db_in_check_mode_creates_nothing(rig, shop):
+    run = rig.playbook("playbooks/new_db.yml", "--check", "-e", "template=shop", "-e", "instance=dry-nd")
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "Instance shop-bob-smith of template shop" in run.stdout
-    assert rig.instance("shop-bob-smith", state="absent")["changed"]
+    assert "Would create instance dry-nd of template shop." in run.stdout
+    assert rig.gone("dry-nd")
 
 
 def test_clones_are_isolated_from_each_other_and_the_template(rig, shop):

@@ -178,7 +178,7 @@ def test_survives_a_docker_daemon_restart_and_is_reaped(rig, pgshop):
 
 def test_new_db_prints_the_postgresql_client_and_a_dsn_that_works(rig, pgshop):
     import psycopg2  # pylint: disable=import-outside-toplevel
-    run = rig.playbook("playbooks/new_db.yml", "-e", "template=pgshop", "-e", "name=pg-nd",
+    run = rig.playbook("playbooks/new_db.yml", "-e", "template=pgshop", "-e", "instance=pg-nd",
                        "-e", "myaas_public_host=127.0.0.1")
     try:
         assert run.returncode == 0, run.stdout[-3000:]

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils import dumps, template_import
+from ansible_collections.myaas.myaas.plugins.module_utils import dumps
 from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
@@ -62,8 +62,8 @@ def template_params(tmp_path, **overrides):
 def import_api(pool):
     """The SDK answers of an import that goes well."""
     return FakeApi(
-        containers={import_container_name(pool, "shop"): {"State": {"ExitCode": 0, "Running": False},
-                                                           "Config": {"Labels": {"org.myaas.pool": pool}}}},
+        containers={import_container_name(pool, "shop"): {
+            "State": {"ExitCode": 0, "Running": False}, "Config": {"Labels": {"org.myaas.pool": pool}}}},
         answers={"inspect_image": {"Id": "sha256:img"}, "create_container": {"Id": "c1"}, "wait": {"StatusCode": 0},
                  "containers": [],
                  "logs": lambda container, **kw: (b"uid=%d(mysql) gid=%d(mysql)\n" % (os.getuid(), os.getgid())
