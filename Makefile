@@ -43,7 +43,7 @@ collection: venv
 	ln -sfn $(CURDIR) $(COLLECTION_LINK)
 
 demo: collection
-	ansible-playbook playbooks/demo.yml
+	ansible-playbook -i playbooks/inventory/localhost.yml playbooks/demo.yml
 
 test: collection
 	tests/run_all.sh

@@ -18,6 +18,7 @@ import string
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.instance_steps import remove_file, run_every, status_diff
 from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import (
     LIMITS, check_access, planned_settings)
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
@@ -337,7 +338,7 @@ class InstanceManager:
         if state and state.get("Running"):
             return self._result(False, meta, "none")
         if self.check_mode:
-            return self._result(True, meta, "start")
+            return status_diff(self._result(True, meta, "start"), state, "running")
         if not os.path.isdir(self.paths["data"]):
             # A reset that failed half-way left the metadata but no data.
             return self._reset(meta)
@@ -347,7 +348,7 @@ class InstanceManager:
             # The container was lost (e.g. pruned): make it again on the same data.
             self._run_container(meta, self.engines(meta["engine"]), meta["generation"])
         self._wait_ready(meta, read_json(self.paths["secret"]), self.engines(meta["engine"]))
-        return self._result(True, meta, "start")
+        return status_diff(self._result(True, meta, "start"), state, "running")
 
     def _stop(self, meta):
         state = self.docker.state(self.container)
@@ -355,7 +356,7 @@ class InstanceManager:
             return self._result(False, meta, "none")
         if not self.check_mode:
             self.docker.stop(self.container, STOP_TIMEOUT)
-        return self._result(True, meta, "stop")
+        return status_diff(self._result(True, meta, "stop"), state, "exited")
 
     def _reset(self, meta):
         before = dict(meta)
@@ -408,20 +409,3 @@ class InstanceManager:
                 shutil.rmtree(self.paths["dir"])
         run_every(self._clone_steps() + [lambda: remove_file(self.paths["meta"]),
                                          lambda: remove_file(self.paths["secret"]), folder])
-
-
-def remove_file(path):
-    if os.path.lexists(path):
-        os.unlink(path)
-
-
-def run_every(steps):
-    """Run every cleanup step even when one fails (dockerd down, say), then raise the first error."""
-    first = None
-    for step in steps:
-        try:
-            step()
-        except Exception as exc:  # pylint: disable=broad-exception-caught
-            first = first or exc
-    if first is not None:
-        raise first

@@ -24,6 +24,8 @@ ENV.update({
     "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
     "ANSIBLE_NOCOLOR": "1",
     "ANSIBLE_FORCE_COLOR": "0",
+    # Group myaas is this machine, reached locally as root (what `make demo` uses).
+    "ANSIBLE_INVENTORY": os.path.join(ROOT, "playbooks", "inventory", "localhost.yml"),
 })
 
 

@@ -1,6 +1,7 @@
 """The host role on the real machine: idempotence and the refusal to format a device with data."""
 
 import hashlib
+import json
 import os
 import re
 
@@ -25,6 +26,19 @@ def test_second_run_changes_nothing(rig):
     again = ansible_playbook("playbooks/provision.yml", "-e", "@" + rig.vars_file)
     assert again.returncode == 0, again.stdout[-3000:]
     assert recap(again.stdout)["changed"] == 0, again.stdout[-5000:]
+
+
+def test_check_mode_runs_and_changes_nothing(rig):
+    before = sorted(os.listdir(rig.pool))
+    checked = ansible_playbook("playbooks/provision.yml", "--check", "-e", "@" + rig.vars_file)
+    assert checked.returncode == 0, checked.stdout[-5000:]
+    assert recap(checked.stdout) == dict(recap(checked.stdout), changed=0, failed=0), checked.stdout[-5000:]
+    assert sorted(os.listdir(rig.pool)) == before
+
+
+def test_the_role_records_the_image_of_each_engine(rig):
+    with open(os.path.join(rig.pool, "host.json"), encoding="utf-8") as handle:
+        assert json.load(handle) == {"images": {"mariadb": rig.image, "postgresql": "myaas/postgresql:15"}}
 
 
 def digest(path):

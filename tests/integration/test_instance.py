@@ -114,6 +114,8 @@ def test_second_call_is_unchanged_and_reset_discards_writes(rig, shop):
     assert (reset["instance"]["port"], reset["instance"]["password"]) == (db["port"], db["password"])
     assert rig.query(db, "SELECT COUNT(*) FROM order_items")[0][0] > 0
     stopped = rig.instance("idem", state="stopped")
+    # A stop changes the status only, and that is all its diff shows.
+    assert stopped["diff"] == {"before": {"status": "running"}, "after": {"status": "exited"}}
     assert stopped["changed"] and not rig.containers(instance="idem", status="running")
     started = rig.instance("idem", template="shop")
     assert started["changed"] and started["operation"] == "start"

@@ -9,7 +9,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.instances import Insta
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
-from conftest import FakeApi
+from fakes import FakeApi
 
 TEMPLATE = {"name": "shop", "generation": 3, "engine": "mariadb", "image": "myaas/mariadb:10.11",
             "path": "/p/templates/shop/gen-3", "options": {"database": "shop"}}

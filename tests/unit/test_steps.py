@@ -20,7 +20,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.names import container
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
 from ansible_collections.myaas.myaas.plugins.module_utils.template_import import TemplateManager
-from conftest import FakeApi, FakeRunner
+from fakes import FakeApi, FakeRunner
 
 CLEAN_LOG = (b"[Note] InnoDB: Shutdown completed; log sequence number 6495713; transaction id 216\n"
              b"[Note] mariadbd: Shutdown complete\n")
