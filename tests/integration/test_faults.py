@@ -11,6 +11,7 @@ import time
 import pymysql
 import pytest
 
+from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
 from rig import ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, run_module, sh
 
 
@@ -252,3 +253,19 @@ def test_a_pg_dump_cut_short_leaves_the_template(rig, pg_sql, workdir):
         assert rig.template_json("pgcut") == before
     finally:
         rig.template("pgcut", cut, state="absent")
+
+
+def test_a_container_of_another_pool_is_never_removed(rig, faults):
+    # A container with the very name this pool's instance would get, that belongs to another pool.
+    name = container_name(rig.pool, "clash")
+    sh("docker", "run", "--detach", "--name", name, "--label", "org.myaas.pool=/var/lib/myaas",
+       "--entrypoint", "sleep", rig.image, "600")
+    try:
+        refused = rig.instance("clash", template="faults")
+        assert refused["failed"] and "does not belong to pool %s" % rig.pool in refused["msg"], refused
+        assert sh("docker", "inspect", "--format", "{{.State.Running}}", name).stdout.strip() == "true"
+        assert not os.path.exists(os.path.join(rig.pool, "instances", "clash"))
+        # Names carry the pool: a test pool and production never share one.
+        assert container_name(rig.pool, "shop") != container_name("/var/lib/myaas", "shop")
+    finally:
+        sh("docker", "rm", "--force", name)
