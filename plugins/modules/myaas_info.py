@@ -17,11 +17,9 @@ description:
     orphan; M(myaas.myaas.myaas_reap) repairs it.
   - Passwords are never listed; ask for one instance's with O(name) and O(show_password).
 author: MyAAS team (@myaas)
+extends_documentation_fragment:
+  - myaas.myaas.pool
 options:
-  pool:
-    description: Mount point of the MyAAS pool.
-    type: path
-    default: /var/lib/myaas
   name:
     description: Report this instance only.
     type: str

@@ -20,6 +20,8 @@ description:
   - Instances restart with the Docker daemon and the host (restart policy C(unless-stopped)), with the
     same port and credentials.
 author: MyAAS team (@myaas)
+extends_documentation_fragment:
+  - myaas.myaas.pool
 options:
   name:
     description: Name of the instance. 1 to 63 characters out of C([a-z0-9_-]), starting with a letter or digit.
@@ -40,10 +42,6 @@ options:
     type: str
     choices: [present, started, stopped, reset, absent]
     default: present
-  pool:
-    description: Mount point of the MyAAS pool.
-    type: path
-    default: /var/lib/myaas
   ttl:
     description:
       - How long the instance may live before the reaper (playbook C(reap.yml)) removes it. Seconds, or a

@@ -20,11 +20,9 @@ description:
     nothing while the Docker engine does not answer.
   - In check mode, lists exactly what a run would remove and repair.
 author: MyAAS team (@myaas)
+extends_documentation_fragment:
+  - myaas.myaas.pool
 options:
-  pool:
-    description: Mount point of the MyAAS pool.
-    type: path
-    default: /var/lib/myaas
   wait_timeout:
     description: Seconds a repaired instance may take to accept a login.
     type: int

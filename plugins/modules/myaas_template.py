@@ -23,6 +23,8 @@ description:
   - The MySQL engine follows the official C(mysql:8.0) image and is covered by unit tests only;
     MariaDB is tested end to end.
 author: MyAAS team (@myaas)
+extends_documentation_fragment:
+  - myaas.myaas.pool
 options:
   name:
     description: Name of the template. 1 to 63 characters out of C([a-z0-9_-]), starting with a letter or digit.
@@ -58,10 +60,6 @@ options:
       - The schema a dump is loaded into when it does not select its own (no C(CREATE DATABASE) or
         C(USE)). Defaults to O(name). Dumps that name their schemas load as they are.
     type: str
-  pool:
-    description: Mount point of the MyAAS pool.
-    type: path
-    default: /var/lib/myaas
   state:
     description: V(present) imports when the template is missing or out of date; V(absent) removes it.
     type: str
