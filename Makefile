@@ -17,7 +17,7 @@ export ANSIBLE_HOME := $(BUILD)/ansible-home
 export ANSIBLE_LOCALHOST_WARNING := false
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 
-.PHONY: help venv collection demo test lint sanity ansible-lint unit integration molecule bench bench-quick build clean
+.PHONY: help venv collection demo test lint sanity ansible-lint unit integration molecule bench bench-quick build ee-context clean
 
 help:
 	@echo "make demo         provision localhost, import the sample dump and print a new instance's connection data"
@@ -28,6 +28,7 @@ help:
 	@echo "make molecule     the molecule scenario of the host role (localhost)"
 	@echo "make bench        the benchmark on the real rig (bench/results/); make bench-quick for small machines"
 	@echo "make build        the collection tarball"
+	@echo "make ee-context   the AWX execution environment's build context (build/ee)"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
@@ -74,6 +75,14 @@ bench-quick: collection
 build: venv
 	mkdir -p $(BUILD)/dist
 	ansible-galaxy collection build --force --output-path $(BUILD)/dist .
+
+# The execution environment's build context (extensions/awx): this checkout's
+# collection, then ansible-builder; build the image with docker or podman.
+ee-context: build
+	mkdir -p $(BUILD)/ee-src
+	cp $$(ls -t $(BUILD)/dist/myaas-myaas-*.tar.gz | head -1) $(BUILD)/ee-src/myaas-myaas.tar.gz
+	ansible-builder create --file extensions/awx/execution-environment.yml --output-filename Dockerfile \
+		--context $(BUILD)/ee
 
 clean:
 	rm -rf $(BUILD) .ansible .pytest_cache
