@@ -22,6 +22,8 @@ def test_new_db_playbook_hands_out_a_loaded_database(rig, shop):
     run = rig.playbook("playbooks/new_db.yml", "-e", "template=shop", "-e", "name=nd-alice", "-e", "ttl=8h")
     assert run.returncode == 0, run.stdout[-3000:]
     assert "DEPRECATED: -e name=NAME" in run.stdout          # the old name works for one more release
+    port = rig.info(name="nd-alice")["instances"][0]["port"]
+    assert "ssh -N -L %d:127.0.0.1:%d" % (port, port) in run.stdout and "@127.0.0.1:%d/shop" % port in run.stdout
     assert "DSN: mysql://dev:" in run.stdout and "mariadb -h " in run.stdout
     info = rig.info(name="nd-alice", show_password=True)
     [instance] = info["instances"]
