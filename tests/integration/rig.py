@@ -158,6 +158,15 @@ class Rig:
                 and not [p for p in self.subvolumes() if p.startswith("instances/%s/" % name)]
                 and not os.path.exists(os.path.join(self.pool, "instances", name)))
 
+    def require_own_dockerd(self):
+        """Skip, before anything is made, unless dockerd is one the host role started here."""
+        try:
+            with open(DOCKERD_PIDFILE, encoding="utf-8") as handle:
+                os.kill(int(handle.read().strip()), 0)
+        except (OSError, ValueError):
+            pytest.skip("dockerd was not started by the host role on this host (no live %s); this test stops "
+                        "only a dockerd it started" % DOCKERD_PIDFILE)
+
     def stop_dockerd(self):
         """Stop the dockerd that the host role started (by the pid it recorded, never by name).
 

@@ -47,10 +47,13 @@ class SshHost:
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.key)
         try:
             pwd.getpwnam(USER)
+            raise AssertionError("A user %s exists already on this host; the test makes (and removes) its own and "
+                                 "leaves that one alone." % USER)
         except KeyError:
-            # "*": no password to log in with, and not locked (sshd without PAM refuses locked accounts).
-            run("useradd", "--create-home", "--shell", "/bin/bash", "--password", "*", USER)
-            self.made_user = True
+            pass
+        # "*": no password to log in with, and not locked (sshd without PAM refuses locked accounts).
+        run("useradd", "--create-home", "--shell", "/bin/bash", "--password", "*", USER)
+        self.made_user = True
         home = pwd.getpwnam(USER).pw_dir
         os.makedirs(os.path.join(home, ".ssh"), mode=0o700, exist_ok=True)
         shutil.copy(self.key + ".pub", os.path.join(home, ".ssh", "authorized_keys"))
@@ -80,21 +83,23 @@ class SshHost:
         raise AssertionError("sshd did not listen on port %d" % self.port)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            # The sessions that Ansible keeps open (ControlPersist) are our sshd's children.
-            sessions = descendants(self.proc.pid)
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-            for pid in sessions:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        if os.path.exists(SUDOERS):
-            os.unlink(SUDOERS)
-        if self.made_user:
-            subprocess.run(["userdel", "--force", "--remove", USER], check=False, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+        try:
+            if self.proc and self.proc.poll() is None:
+                # The sessions that Ansible keeps open (ControlPersist) are our sshd's children.
+                sessions = descendants(self.proc.pid)
+                self.proc.terminate()
+                self.proc.wait(timeout=20)
+                for pid in sessions:
+                    try:
+                        os.kill(pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+        finally:
+            if self.made_user:
+                if os.path.exists(SUDOERS):
+                    os.unlink(SUDOERS)
+                subprocess.run(["userdel", "--force", "--remove", USER], check=False, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
 
     def inventory(self, python, folder, extra_vars=None):
         """An inventory file whose group myaas is this machine, over SSH as the sudo user."""

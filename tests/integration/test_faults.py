@@ -6,6 +6,7 @@ import fcntl
 import gzip
 import json
 import os
+import shutil
 import time
 
 import pymysql
@@ -36,26 +37,26 @@ def customers(rig, db):
 
 
 def test_reaper_removes_only_what_it_may_and_repairs_the_rest(rig, faults):
-    protected = rig.instance("r-protected", template="faults", ttl="1s", protected=True)["instance"]
-    sh("docker", "rm", "--force", protected["container"])          # pruned by someone
-    rig.instance("r-locked", template="faults", ttl="1s")
-    rig.instance("r-expired", template="faults", ttl="1s")
-    # Left by a create that was killed: folder and data, no instance.json, nobody holds its lock.
     half = os.path.join(rig.pool, "instances", "r-half")
-    os.makedirs(half)
-    sh("btrfs", "subvolume", "snapshot", faults["path"], os.path.join(half, "data"))
-    # Being made right now: folder, no instance.json yet, its lock held.
     making = os.path.join(rig.pool, "instances", "r-making")
-    os.makedirs(making)
-    time.sleep(1.5)
-    held = [hold_lock(rig, "r-locked"), hold_lock(rig, "r-making")]
     try:
-        check = reap(rig, check=True)
-        run = reap(rig)
-    finally:
-        for fd in held:
-            os.close(fd)
-    try:
+        protected = rig.instance("r-protected", template="faults", ttl="1s", protected=True)["instance"]
+        sh("docker", "rm", "--force", protected["container"])          # pruned by someone
+        rig.instance("r-locked", template="faults", ttl="1s")
+        rig.instance("r-expired", template="faults", ttl="1s")
+        # Left by a create that was killed: folder and data, no instance.json, nobody holds its lock.
+        os.makedirs(half)
+        sh("btrfs", "subvolume", "snapshot", faults["path"], os.path.join(half, "data"))
+        # Being made right now: folder, no instance.json yet, its lock held.
+        os.makedirs(making)
+        time.sleep(1.5)
+        held = [hold_lock(rig, "r-locked"), hold_lock(rig, "r-making")]
+        try:
+            check = reap(rig, check=True)
+            run = reap(rig)
+        finally:
+            for fd in held:
+                os.close(fd)
         assert not run.get("failed"), run
         assert check["removed"] == run["removed"] == ["r-expired", "r-half"]
         assert check["repaired"] == run["repaired"] == ["r-protected"]
@@ -66,35 +67,40 @@ def test_reaper_removes_only_what_it_may_and_repairs_the_rest(rig, faults):
         assert customers(rig, protected) == CUSTOMERS
         assert rig.instance("r-protected", template="faults")["changed"] is False
     finally:
-        os.rmdir(making)
-        for name in ("r-protected", "r-locked"):
+        shutil.rmtree(making, ignore_errors=True)
+        for name in ("r-protected", "r-locked", "r-expired", "r-half"):
             rig.instance(name, state="absent")
 
 
 def test_with_dockerd_down_nothing_is_lost_and_the_errors_say_why(rig, faults):
-    rig.instance("down-expired", template="faults", ttl="1s")
-    rig.instance("down-drop", template="faults")
-    time.sleep(1.5)
-    rig.stop_dockerd()
+    rig.require_own_dockerd()
     try:
-        reaped = reap(rig)
-        assert reaped["failed"] and "Docker engine does not answer" in reaped["msg"], reaped
-        assert os.path.isdir(os.path.join(rig.pool, "instances", "down-expired", "data"))
-        present = rig.instance("down-expired", template="faults")
-        assert present["failed"] and "Docker engine does not answer" in present["msg"], present
-        assert "not on this host" not in present["msg"]
-        # Every cleanup step runs; the first error (the engine's) is the one reported.
-        dropped = rig.instance("down-drop", state="absent")
-        assert dropped["failed"] and "Docker engine does not answer" in dropped["msg"], dropped
-        assert not os.path.exists(os.path.join(rig.pool, "instances", "down-drop"))
-        assert not [path for path in rig.subvolumes() if path.startswith("instances/down-drop")]
+        rig.instance("down-expired", template="faults", ttl="1s")
+        rig.instance("down-drop", template="faults")
+        time.sleep(1.5)
+        try:
+            rig.stop_dockerd()
+            reaped = reap(rig)
+            assert reaped["failed"] and "Docker engine does not answer" in reaped["msg"], reaped
+            assert os.path.isdir(os.path.join(rig.pool, "instances", "down-expired", "data"))
+            present = rig.instance("down-expired", template="faults")
+            assert present["failed"] and "Docker engine does not answer" in present["msg"], present
+            assert "not on this host" not in present["msg"]
+            # Every cleanup step runs; the first error (the engine's) is the one reported.
+            dropped = rig.instance("down-drop", state="absent")
+            assert dropped["failed"] and "Docker engine does not answer" in dropped["msg"], dropped
+            assert not os.path.exists(os.path.join(rig.pool, "instances", "down-drop"))
+            assert not [path for path in rig.subvolumes() if path.startswith("instances/down-drop")]
+        finally:
+            rig.start_dockerd()
+        # The container dockerd kept for down-drop now belongs to no instance: the reaper takes it.
+        run = reap(rig)
+        assert not run.get("failed"), run
+        assert sorted(run["removed"]) == ["down-drop", "down-expired"], run
+        assert rig.gone("down-drop") and rig.gone("down-expired")
     finally:
-        rig.start_dockerd()
-    # The container dockerd kept for down-drop now belongs to no instance: the reaper takes it.
-    run = reap(rig)
-    assert not run.get("failed"), run
-    assert sorted(run["removed"]) == ["down-drop", "down-expired"], run
-    assert rig.gone("down-drop") and rig.gone("down-expired")
+        for name in ("down-drop", "down-expired"):
+            rig.instance(name, state="absent")
 
 
 def test_a_generation_left_by_a_crashed_swap_is_removed_by_the_next_import(rig):
@@ -117,16 +123,16 @@ def test_a_generation_left_by_a_crashed_swap_is_removed_by_the_next_import(rig):
 def test_a_half_made_instance_is_replaced_and_any_leftover_can_be_dropped(rig, faults):
     half = os.path.join(rig.pool, "instances", "half")
     os.makedirs(half)
-    sh("btrfs", "subvolume", "snapshot", faults["path"], os.path.join(half, "data"))
+    sh("btrfs", "subvolume", "create", os.path.join(half, "data"))     # a leftover, empty datadir
     made = rig.instance("half", template="faults")
     try:
         assert not made.get("failed"), made
-        # The new snapshot replaced the leftover instead of landing inside it.
-        assert not [path for path in rig.subvolumes() if path.startswith("instances/half/data/")]
+        # The new snapshot replaced the leftover instead of landing inside it (as data/gen-N).
+        assert not os.path.exists(os.path.join(half, "data", os.path.basename(faults["path"])))
         assert customers(rig, made["instance"]) == CUSTOMERS
     finally:
-        assert rig.instance("half", state="absent")["changed"]
-    assert rig.gone("half")
+        dropped = rig.instance("half", state="absent")
+    assert dropped["changed"] and rig.gone("half")
     # What the old bug left: a snapshot inside a leftover datadir. It can still be dropped.
     nest = os.path.join(rig.pool, "instances", "nest")
     os.makedirs(nest)
@@ -195,9 +201,11 @@ def test_input_edges(rig, faults, shop_sql, workdir):
             rig.instance(name, state="absent")
     pzstd = os.path.join(workdir, "shop.sql.zst")
     sh("pzstd", "--quiet", "-p", "2", shop_sql, "-o", pzstd)
-    imported = rig.template("pz", pzstd)
-    assert imported.get("changed"), imported
-    rig.template("pz", pzstd, state="absent")
+    try:
+        imported = rig.template("pz", pzstd)
+        assert imported.get("changed"), imported
+    finally:
+        rig.template("pz", pzstd, state="absent")
 
 
 def test_dumps_cut_short_or_ending_the_session_early_leave_the_template(rig, faults, workdir):
@@ -235,19 +243,19 @@ def test_dumps_cut_short_or_ending_the_session_early_leave_the_template(rig, fau
 
 def test_a_pg_dump_cut_short_leaves_the_template(rig, pg_sql, workdir):
     engine = dict(engine="postgresql", image="myaas/postgresql:15")
-    assert rig.template("pgcut", pg_sql, **engine).get("changed")
-    source = rig.instance("pgdumper", template="pgcut")["instance"]
-    try:
-        dump = sh("docker", "exec", source["container"], "pg_dump", "--host", "/tmp", "--username", "postgres",
-                  "--dbname", "pgcut").stdout.encode()
-    finally:
-        rig.instance("pgdumper", state="absent")
-    assert b"-- PostgreSQL database dump complete" in dump[-200:]
-    before = rig.template_json("pgcut")
     cut = os.path.join(workdir, "pgcut.sql")
-    with open(cut, "wb") as handle:
-        handle.write(dump[:dump.index(b"\n\\.\n", len(dump) // 2) + 4])     # after a whole COPY block
     try:
+        assert rig.template("pgcut", pg_sql, **engine).get("changed")
+        source = rig.instance("pgdumper", template="pgcut")["instance"]
+        try:
+            dump = sh("docker", "exec", source["container"], "pg_dump", "--host", "/tmp", "--username", "postgres",
+                      "--dbname", "pgcut").stdout.encode()
+        finally:
+            rig.instance("pgdumper", state="absent")
+        assert b"-- PostgreSQL database dump complete" in dump[-200:]
+        before = rig.template_json("pgcut")
+        with open(cut, "wb") as handle:
+            handle.write(dump[:dump.index(b"\n\\.\n", len(dump) // 2) + 4])     # after a whole COPY block
         result = rig.template("pgcut", cut, **engine)
         assert result["failed"] and "was cut short: it was written by pg_dump" in result["msg"], result["msg"]
         assert rig.template_json("pgcut") == before

@@ -263,12 +263,12 @@ def connect_mysql_dsn(dsn):
 def test_production_definers_work_for_the_instances_user(rig, workdir, image):
     dump = write_file(workdir, "shop-definers.sql", DEFINER_DUMP)
     name = "definers-" + flavour_id("mariadb", image)
-    result = rig.template(name, dump, image=image)
-    assert result.get("changed"), result
-    assert result["template"]["definers_created"] == ["app@10.0.0.%"]
-    assert result["template"]["databases"] == ["shop"]
-    db = rig.instance(name, template=name, password=AWKWARD_PASSWORD, public_host="127.0.0.1")["instance"]
     try:
+        result = rig.template(name, dump, image=image)
+        assert result.get("changed"), result
+        assert result["template"]["definers_created"] == ["app@10.0.0.%"]
+        assert result["template"]["databases"] == ["shop"]
+        db = rig.instance(name, template=name, password=AWKWARD_PASSWORD, public_host="127.0.0.1")["instance"]
         assert db["database"] == "shop"
         connection = connect_mysql_dsn(db["dsn"])          # the DSN exactly as returned
         try:
@@ -320,11 +320,11 @@ COPY public.contacts (id, email) FROM stdin;
 def test_a_dump_that_makes_its_own_database_gets_a_dsn_that_lands_in_it(rig, workdir, image):
     dump = write_file(workdir, "crm.sql", PG_OWN_DATABASE_DUMP)
     name = "owndb-" + flavour_id("postgresql", image)
-    result = rig.template(name, dump, engine="postgresql", image=image)
-    assert result.get("changed"), result
-    assert result["template"]["databases"] == ["crm"]
-    db = rig.instance(name, template=name, password=AWKWARD_PASSWORD, public_host="127.0.0.1")["instance"]
     try:
+        result = rig.template(name, dump, engine="postgresql", image=image)
+        assert result.get("changed"), result
+        assert result["template"]["databases"] == ["crm"]
+        db = rig.instance(name, template=name, password=AWKWARD_PASSWORD, public_host="127.0.0.1")["instance"]
         assert db["dsn"].endswith("/crm") and "p%40ss%3Aw%2Frd%25%3F%23x" in db["dsn"]
         connection = psycopg2.connect(db["dsn"])           # the DSN exactly as returned
         try:

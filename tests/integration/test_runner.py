@@ -2,6 +2,7 @@
 shaped like a survey's answers, and the MyAAS host reached over real SSH as a
 non-root user with sudo."""
 
+import json
 import os
 import tempfile
 
@@ -52,12 +53,12 @@ def job(rig, ssh_host, workdir, playbook, **survey):
 
 
 def test_new_db_reset_list_and_drop_as_awx_jobs_over_ssh(rig, ssh_host, rshop, workdir):
-    created = job(rig, ssh_host, workdir, "new_db.yml", template="rshop", ttl="8h", protected=False, user="alice")
-    assert created.rc == 0, created.stdout[-3000:]
-    db = created.artifacts["myaas_instance"]
-    assert db["name"] == "rshop-alice" and db["owner"] == "alice" and db["expires_at"]
-    assert rig.query(db, "SELECT COUNT(*) FROM customers")[0][0] == SAMPLE_CUSTOMERS
     try:
+        created = job(rig, ssh_host, workdir, "new_db.yml", template="rshop", ttl="8h", protected=False, user="alice")
+        assert created.rc == 0, created.stdout[-3000:]
+        db = created.artifacts["myaas_instance"]
+        assert db["name"] == "rshop-alice" and db["owner"] == "alice" and db["expires_at"]
+        assert rig.query(db, "SELECT COUNT(*) FROM customers")[0][0] == SAMPLE_CUSTOMERS
         rig.query(db, "DELETE FROM reviews")
         reset = job(rig, ssh_host, workdir, "reset_db.yml", instance="rshop-alice", user="alice")
         assert reset.rc == 0, reset.stdout[-3000:]
@@ -66,18 +67,19 @@ def test_new_db_reset_list_and_drop_as_awx_jobs_over_ssh(rig, ssh_host, rshop, w
         listed = job(rig, ssh_host, workdir, "list_dbs.yml", user="alice")
         assert listed.rc == 0, listed.stdout[-3000:]
         assert "rshop-alice" in [instance["name"] for instance in listed.artifacts["myaas_instances"]]
-        assert "password" not in listed.artifacts["myaas_instances"][0]
-    finally:
+        assert db["password"] not in listed.stdout and db["password"] not in json.dumps(listed.artifacts)
         dropped = job(rig, ssh_host, workdir, "drop_db.yml", instance="rshop-alice", user="alice")
-    assert dropped.rc == 0, dropped.stdout[-3000:]
-    assert rig.gone("rshop-alice")
+        assert dropped.rc == 0, dropped.stdout[-3000:]
+        assert rig.gone("rshop-alice")
+    finally:
+        rig.instance("rshop-alice", state="absent")
 
 
 def test_another_users_instance_is_refused_over_ssh_unless_admin(rig, ssh_host, rshop, workdir):
-    created = job(rig, ssh_host, workdir, "new_db.yml", template="rshop", instance="shared", user="alice")
-    assert created.rc == 0, created.stdout[-3000:]
-    password = created.artifacts["myaas_instance"]["password"]
     try:
+        created = job(rig, ssh_host, workdir, "new_db.yml", template="rshop", instance="shared", user="alice")
+        assert created.rc == 0, created.stdout[-3000:]
+        password = created.artifacts["myaas_instance"]["password"]
         asked = job(rig, ssh_host, workdir, "new_db.yml", template="rshop", instance="shared", user="bob")
         assert asked.rc != 0 and "belongs to alice, not to bob" in asked.stdout
         assert password not in asked.stdout and "myaas_instance" not in asked.artifacts
@@ -95,13 +97,14 @@ def test_nightly_import_and_hourly_reap_as_awx_jobs_over_ssh(rig, ssh_host, rsho
     dumps = os.path.join(workdir, "dumps")
     os.makedirs(dumps)
     sh("cp", SAMPLE, os.path.join(dumps, "rnightly.sql.gz"))
-    imported = job(rig, ssh_host, workdir, "import_templates.yml", dumps_dir=dumps, user="scheduler")
-    assert imported.rc == 0, imported.stdout[-3000:]
-    assert os.path.exists(os.path.join(rig.pool, "templates", "rnightly", "template.json"))
-    short = job(rig, ssh_host, workdir, "new_db.yml", template="rnightly", ttl="1s", user="carol")
-    assert short.rc == 0, short.stdout[-3000:]
-    name = short.artifacts["myaas_instance"]["name"]
+    name = "rnightly-carol"
     try:
+        imported = job(rig, ssh_host, workdir, "import_templates.yml", dumps_dir=dumps, user="scheduler")
+        assert imported.rc == 0, imported.stdout[-3000:]
+        assert os.path.exists(os.path.join(rig.pool, "templates", "rnightly", "template.json"))
+        short = job(rig, ssh_host, workdir, "new_db.yml", template="rnightly", ttl="1s", user="carol")
+        assert short.rc == 0, short.stdout[-3000:]
+        assert short.artifacts["myaas_instance"]["name"] == name
         reaped = job(rig, ssh_host, workdir, "reap.yml", user="scheduler")
         assert reaped.rc == 0, reaped.stdout[-3000:]
         assert "Removed: ['%s']" % name in reaped.stdout

@@ -26,8 +26,13 @@ CLEAN_LOG = (b"[Note] InnoDB: Shutdown completed; log sequence number 6495713; t
              b"[Note] mariadbd: Shutdown complete\n")
 
 
-def btrfs_runner(extra=()):
-    """A runner whose btrfs commands make, snapshot and delete folders."""
+def btrfs_runner(extra=(), events=None):
+    """A runner whose btrfs commands make, snapshot and delete folders (and note freezes in ``events``)."""
+    def freeze(argv):
+        if events is not None:
+            events.append(("freeze", argv[-3]))
+        return 0, "", ""
+
     def create(argv):
         os.makedirs(argv[-1])
         return 0, "", ""
@@ -45,6 +50,7 @@ def btrfs_runner(extra=()):
         (["btrfs", "subvolume", "snapshot"], snapshot),
         (["btrfs", "subvolume", "delete"], delete),
         (["btrfs", "property", "get"], (0, "ro=false\n", "")),
+        (["btrfs", "property", "set"], freeze),
         (["btrfs", "filesystem", "du"], (0, "Total Exclusive Set Filename\n1048576 1048576 - x\n", "")),
     ])
 
@@ -66,8 +72,8 @@ def import_api(pool):
             "State": {"ExitCode": 0, "Running": False}, "Config": {"Labels": {"org.myaas.pool": pool}}}},
         answers={"inspect_image": {"Id": "sha256:img"}, "create_container": {"Id": "c1"}, "wait": {"StatusCode": 0},
                  "containers": [],
-                 "logs": lambda container, **kw: (b"uid=%d(mysql) gid=%d(mysql)\n" % (os.getuid(), os.getgid())
-                                                  if container == "c1" else CLEAN_LOG),
+                 # The image's server account: not this process's uid, so that using it would show.
+                 "logs": lambda container, **kw: b"uid=4242(mysql) gid=4343(mysql)\n" if container == "c1" else CLEAN_LOG,
                  # An exec's id is its SQL here, so that each query gets its own answer.
                  "exec_create": lambda container, cmd, **kw: {"Id": cmd[-1]}, "exec_inspect": {"ExitCode": 0},
                  "exec_start": lambda sql, **kw: (QUERY_ANSWERS.get(sql.split()[1], b"1\n"), b"")})
@@ -91,8 +97,12 @@ def no_streaming(monkeypatch):
     return streamed
 
 
-def test_import_runs_its_steps_in_order_and_swaps_last(tmp_path, pool_dir, no_streaming):
-    runner, api = btrfs_runner(), import_api(pool_dir)
+def test_import_runs_its_steps_in_order_and_swaps_last(tmp_path, pool_dir, no_streaming, monkeypatch):
+    events = []
+    real_rename = os.rename
+    monkeypatch.setattr(os, "chown", lambda path, uid, gid: events.append(("chown", path, uid, gid)))
+    monkeypatch.setattr(os, "rename", lambda src, dst: events.append(("rename", dst)) or real_rename(src, dst))
+    runner, api = btrfs_runner(events=events), import_api(pool_dir)
     result = TemplateManager(Pool(pool_dir, runner), Docker(runner, api), get_engine("mariadb"),
                              template_params(tmp_path), False).present()
     template = result["template"]
@@ -100,11 +110,14 @@ def test_import_runs_its_steps_in_order_and_swaps_last(tmp_path, pool_dir, no_st
     staging = os.path.join(pool_dir, "templates", "shop", ".importing-gen-1")
     assert runner.ran("btrfs", "subvolume", "create") == [["btrfs", "subvolume", "create", staging]]
     server = [kwargs for method, _args, kwargs in api.calls if method == "create_container"][1]
-    assert server["entrypoint"] == "/bin/sh" and server["user"] == "%d:%d" % (os.getuid(), os.getgid())
+    assert server["entrypoint"] == "/bin/sh" and server["user"] == "4242:4343"
+    assert ("chown", staging, 4242, 4343) in events
     assert no_streaming[0][0] == str(tmp_path / "shop.sql")
     assert template["databases"] == ["shop"] and template["definers_created"] == ["app@10.0.0.%"]
-    # Frozen before the rename, and the rename before the metadata.
-    assert runner.ran("btrfs", "property", "set")[-1][-3:] == [staging, "ro", "true"]
+    # Frozen, then renamed into place, and only then named by template.json.
+    metadata = os.path.join(pool_dir, "templates", "shop", "template.json")
+    swap = [event for event in events if event[0] in ("freeze", "rename")]
+    assert swap == [("freeze", staging), ("rename", template["path"]), ("rename", metadata)]
     assert os.path.isdir(template["path"]) and not os.path.exists(staging)
     with open(os.path.join(pool_dir, "templates", "shop", "template.json"), encoding="utf-8") as handle:
         assert json.load(handle)["generation"] == 1
@@ -114,12 +127,19 @@ def test_a_failed_import_removes_its_staging_and_keeps_the_old_template(tmp_path
     def broken(*_args, **_kwargs):
         raise MyaasError("Import of shop.sql failed: ERROR 1064 at line 2")
     monkeypatch.setattr(dumps, "stream_into", broken)
+    monkeypatch.setattr(os, "chown", lambda *args: None)
+    make_template(pool_dir)
+    metadata = os.path.join(pool_dir, "templates", "shop", "template.json")
+    with open(metadata, encoding="utf-8") as handle:
+        before = handle.read()
     runner, api = btrfs_runner(), import_api(pool_dir)
     with pytest.raises(MyaasError) as failed:
         TemplateManager(Pool(pool_dir, runner), Docker(runner, api), get_engine("mariadb"),
                         template_params(tmp_path), False).present()
     assert failed.value.msg.startswith("Template shop was not changed: Import of shop.sql failed")
-    assert os.listdir(os.path.join(pool_dir, "templates", "shop")) == []
+    assert sorted(os.listdir(os.path.join(pool_dir, "templates", "shop"))) == ["gen-1", "template.json"]
+    with open(metadata, encoding="utf-8") as handle:
+        assert handle.read() == before
     assert ("remove_container", (import_container_name(pool_dir, "shop"),), {"force": True, "v": True}) in api.calls
 
 
@@ -237,5 +257,8 @@ def test_reset_brings_the_latest_generation_on_the_same_port_and_password(pool_d
     calls = len(runner.calls)
     reset = instance_manager(pool_dir, runner, api, state="reset")[0].apply()["instance"]
     assert reset["generation"] == 2 and (reset["port"], reset["password"]) == (created["port"], created["password"])
-    assert runner.ran("btrfs", "subvolume", "delete")[-1][-1] == os.path.join(pool_dir, "instances", "a1", "data")
-    assert len(runner.calls) > calls
+    data = os.path.join(pool_dir, "instances", "a1", "data")
+    after = [call for call in runner.calls[calls:] if call[:2] == ["btrfs", "subvolume"]]
+    # The old data went first, then the new generation was snapshotted in its place.
+    assert after == [["btrfs", "subvolume", "delete", data],
+                     ["btrfs", "subvolume", "snapshot", os.path.join(pool_dir, "templates", "shop", "gen-2"), data]]
