@@ -51,14 +51,17 @@ class Reaper:
         containers = dict((instance, name) for name, instance in
                           self.docker.containers(role="instance", pool=self.pool.path) if instance)
         for name in sorted(names | set(containers)):
-            self._judge(name, name in names)
+            self._judge(name, name in names, containers.get(name))
         return self.result
 
-    def _manager(self, name):
+    def _manager(self, name, container):
         params = {"name": name, "state": "present", "lock_timeout": 0, "wait_timeout": self.wait_timeout}
-        return InstanceManager(self.pool, self.docker, self.engines, params, self.check_mode)
+        manager = InstanceManager(self.pool, self.docker, self.engines, params, self.check_mode)
+        if container:
+            manager.container = container
+        return manager
 
-    def _judge(self, name, has_folder):
+    def _judge(self, name, has_folder, container):
         lock = FileLock(self.pool.lock_path("instance", name), 0, "Instance %s" % name)
         try:
             lock.__enter__()
@@ -67,9 +70,10 @@ class Reaper:
             self.result["reasons"][name] = "busy: another run holds its lock"
             return
         try:
-            manager = self._manager(name)
             paths = instance_paths(self.pool, name)
             meta = read_json(paths["meta"]) if has_folder else None
+            # The instance's own container: those made before names carried the pool keep their old name.
+            manager = self._manager(name, (meta or {}).get("container") or container)
             if meta is None and not has_folder:
                 action, why = "remove", "a container of this pool whose instance is gone"
             else:

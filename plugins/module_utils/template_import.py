@@ -302,8 +302,8 @@ class TemplateManager:
         if self.check_mode:
             return result
         with self._lock():
-            self._remove_leftovers(None)
-            for gen_path in glob.glob(os.path.join(directory, "gen-*")):
+            self._remove_leftovers(before)
+            for gen_path, _number in self._generations():
                 self.pool.delete_subvolume(gen_path)
             shutil.rmtree(directory)
         return result

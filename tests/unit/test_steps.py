@@ -262,3 +262,20 @@ def test_reset_brings_the_latest_generation_on_the_same_port_and_password(pool_d
     # The old data went first, then the new generation was snapshotted in its place.
     assert after == [["btrfs", "subvolume", "delete", data],
                      ["btrfs", "subvolume", "snapshot", os.path.join(pool_dir, "templates", "shop", "gen-2"), data]]
+
+
+def test_the_reaper_removes_an_older_instance_by_its_own_container_name(pool_dir):
+    from ansible_collections.myaas.myaas.plugins.module_utils.reaper import Reaper
+    folder = os.path.join(pool_dir, "instances", "old")
+    os.makedirs(os.path.join(folder, "data"))
+    with open(os.path.join(folder, "instance.json"), "w", encoding="utf-8") as handle:
+        # Made before names carried the pool's tag, and long expired.
+        json.dump({"name": "old", "container": "myaas-old", "expires_at": "2026-01-01T00:00:00+00:00",
+                   "protected": False}, handle)
+    api = FakeApi(containers={"myaas-old": {"State": {"Running": True},
+                                            "Config": {"Labels": {"org.myaas.pool": pool_dir}}}},
+                  answers={"containers": []})
+    result = Reaper(Pool(pool_dir, btrfs_runner()), Docker(FakeRunner(), api), Engines(), False, 2e9).run()
+    assert result["removed"] == ["old"]
+    assert [args[0] for method, args, _kw in api.calls if method == "remove_container"] == ["myaas-old"]
+    assert not os.path.exists(folder)
