@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
-from rig import PG_IMAGE, provision, sh, teardown  # noqa: E402  pylint: disable=wrong-import-position
+from rig import PG_IMAGE, provision, run_module, sh, teardown  # noqa: E402  pylint: disable=wrong-import-position
 
 GENERATOR = os.path.join(ROOT, "tools", "make_sample_dump.py")
 MB = 1000 * 1000
@@ -118,6 +118,33 @@ def resets(rig, runs):
     return figure(samples, "s")
 
 
+def bookmarks_and_branch(rig, template, runs):
+    """Save a bookmark, reset to it n times, branch the instance: seconds, and the branch's own bytes."""
+    created = rig.instance("bookmarked", template=template)["instance"]
+    save_seconds, saved = timed(lambda: rig.instance("bookmarked", state="saved", bookmark="b"))
+    assert saved["changed"], saved
+    samples = []
+    for _run in range(runs):
+        rig.query(created, "DELETE FROM reviews")
+        started = time.monotonic()
+        result = rig.instance("bookmarked", state="reset", bookmark="b")
+        assert not result.get("failed"), result
+        assert rig.query(created, "SELECT COUNT(*) FROM reviews")[0][0] > 0
+        samples.append(time.monotonic() - started)
+    branch_seconds, branch = timed(lambda: run_module("myaas_template", {
+        "name": "branched", "pool": rig.pool, "from_instance": "bookmarked"}))
+    assert branch["changed"], branch
+    sh("sync")
+    own = sh("btrfs", "filesystem", "du", "-s", "--raw", branch["template"]["path"]).stdout.splitlines()[-1].split()
+    origin = sh("btrfs", "filesystem", "du", "-s", "--raw",
+                os.path.join(rig.pool, "instances", "bookmarked", "data")).stdout.splitlines()[-1].split()
+    rig.instance("bookmarked", state="absent")
+    run_module("myaas_template", {"name": "branched", "pool": rig.pool, "state": "absent"})
+    return {"save_seconds": save_seconds, "reset_to_bookmark": figure(samples, "s"), "branch_seconds": branch_seconds,
+            "branch_exclusive_bytes": int(own[1]), "origin_bytes": int(origin[0]),
+            "branch_ratio": int(own[1]) / int(origin[0])}
+
+
 def space(rig, template):
     rig.instance("space", template=template)
     sh("sync")
@@ -165,6 +192,7 @@ def run(args):
         seconds, ok = concurrent(rig, 10)
         figures["concurrency_10"] = {"seconds": seconds, "all_ready_distinct_ports": ok}
         figures["reset"] = resets(rig, args.runs)
+        figures["bookmarks"] = bookmarks_and_branch(rig, "large", args.runs)
     finally:
         teardown(rig, dockerd_was_up)
     return results
@@ -190,6 +218,14 @@ def goals(figures):
         ("10 instances at once", "%.1f s" % figures["concurrency_10"]["seconds"], "<= 10 s, distinct ports",
          figures["concurrency_10"]["seconds"] <= 10 and figures["concurrency_10"]["all_ready_distinct_ports"]),
         ("reset (median)", "%.2f s" % figures["reset"]["median"], "<= 1.5 s", figures["reset"]["median"] <= 1.5),
+        ("reset to a bookmark, large (median)", "%.2f s" % figures["bookmarks"]["reset_to_bookmark"]["median"],
+         "< 2 s", figures["bookmarks"]["reset_to_bookmark"]["median"] < 2),
+        ("save a bookmark, large (clean stop, snapshot, start)", "%.2f s" % figures["bookmarks"]["save_seconds"],
+         "-", True),
+        ("branch exclusive / origin, large", "%.3f %% (%.1f MB of %.1f MB), made in %.2f s" % (
+            100 * figures["bookmarks"]["branch_ratio"], figures["bookmarks"]["branch_exclusive_bytes"] / MB,
+            figures["bookmarks"]["origin_bytes"] / MB, figures["bookmarks"]["branch_seconds"]),
+         "<= 1 %", figures["bookmarks"]["branch_ratio"] <= 0.01),
     ]
 
 

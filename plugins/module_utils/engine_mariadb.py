@@ -129,11 +129,16 @@ exec "$server" "$@"
         account = "%s@'%%'" % quote_sql_string(user)
         return "\n".join([
             "CREATE USER IF NOT EXISTS %s IDENTIFIED BY %s;" % (account, quote_sql_string(password)),
-            "ALTER USER %s IDENTIFIED BY %s;" % (account, quote_sql_string(password)),
+            "ALTER USER %s IDENTIFIED BY %s ACCOUNT UNLOCK;" % (account, quote_sql_string(password)),
             "GRANT ALL PRIVILEGES ON *.* TO %s WITH GRANT OPTION;" % account,
             "CREATE DATABASE IF NOT EXISTS %s;" % quote_identifier(database) if database else "",
             "",
         ])
+
+    def lock_accounts_sql(self, users):
+        # A branch's data holds the account of the instance it was made from;
+        # its password must not open the branch's clones.
+        return "".join("ALTER USER IF EXISTS %s@'%%' ACCOUNT LOCK;\n" % quote_sql_string(user) for user in users)
 
     def connect(self, host, port, user, password, database, timeout):
         import pymysql  # pylint: disable=import-outside-toplevel

@@ -8,6 +8,8 @@ its argv and SQL are unit-tested against the same interface as MariaDB's.
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.myaas.myaas.plugins.module_utils.engine_mariadb import MariaDB
 
 
@@ -49,7 +51,8 @@ exec mysqld "$@"
         return "SET GLOBAL innodb_fast_shutdown = 0;\nALTER USER 'root'@'localhost' ACCOUNT LOCK;\n"
 
     def clean_shutdown(self, log_text):
-        return "Shutdown complete" in log_text
+        # The last line: an instance's log holds every run since it was made.
+        return re.search(r"Shutdown complete.*\s*$", log_text) is not None
 
     def crash_recovery(self, log_text):
         return "Starting crash recovery" in log_text or "crash recovery" in log_text.lower()

@@ -107,7 +107,9 @@ exec postgres -D "$datadir" "$@"
         return "CHECKPOINT;\n"
 
     def clean_shutdown(self, log_text):
-        return "database system is shut down" in log_text
+        # The last line: an instance's log holds every run since it was made.
+        lines = [line for line in log_text.splitlines() if line.strip()]
+        return bool(lines) and "database system is shut down" in lines[-1]
 
     def crash_recovery(self, log_text):
         return "not properly shut down" in log_text or "redo starts at" in log_text
@@ -126,6 +128,14 @@ exec postgres -D "$datadir" "$@"
             lines.append("SELECT 'CREATE DATABASE %s' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = %s)"
                          "\\gexec" % (quote_ident(database).replace("'", "''"), quote_literal(database)))
         return "\n".join(lines) + "\n"
+
+    def lock_accounts_sql(self, users):
+        # A branch's data holds the role of the instance it was made from: it
+        # keeps what it owns, but logs in no more.
+        if not users:
+            return ""
+        return ("SELECT format('ALTER ROLE %%I NOLOGIN PASSWORD NULL', rolname) FROM pg_roles "
+                "WHERE rolname IN (%s)\\gexec\n" % ", ".join(quote_literal(user) for user in users))
 
     def connect(self, host, port, user, password, database, timeout):
         import psycopg2  # pylint: disable=import-outside-toplevel

@@ -31,7 +31,7 @@ def check_access(meta, params, state):
                          "Ask for another name (or none, to get your own)."
                          % (meta["name"], meta.get("owner"), requester))
     raise MyaasError("Instance %s belongs to %s: only its owner or an admin (myaas_admin=true) may %s it."
-                     % (meta["name"], meta.get("owner"), {"absent": "drop", "stopped": "stop"}.get(state, state)))
+                     % (meta["name"], meta.get("owner"), {"absent": "drop", "stopped": "stop", "saved": "save"}.get(state, state)))
 
 
 def planned_settings(meta, params):

@@ -8,8 +8,8 @@ import glob
 import os
 import time
 
-from ansible_collections.myaas.myaas.plugins.module_utils.instances import (
-    METADATA as INSTANCE_METADATA, SECRET)
+from ansible_collections.myaas.myaas.plugins.module_utils.clone import METADATA as INSTANCE_METADATA, SECRET
+from ansible_collections.myaas.myaas.plugins.module_utils.generations import kept, origin
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
@@ -29,6 +29,9 @@ def list_templates(pool):
             "generation": meta.get("generation"),
             "imported_at": meta.get("imported_at"),
             "source": meta.get("source"),
+            "origin": origin(meta),
+            "owner": meta.get("owner"),
+            "generations": [dict(record, origin=origin(record)) for record in kept(meta)],
             "bytes": meta.get("size_bytes"),
             "status": "importing" if importing else ("ready" if meta else "missing"),
         })
@@ -47,7 +50,8 @@ def list_instances(pool, docker, sizes=True, now=None):
         expires = meta.get("expires_at")
         entry = dict((key, meta.get(key)) for key in (
             "name", "template", "generation", "engine", "host", "port", "database", "owner",
-            "created_at", "expires_at", "protected", "container"))
+            "created_at", "expires_at", "protected", "container", "bookmark"))
+        entry["bookmarks"] = meta.get("bookmarks") or {}
         entry.update({
             "status": state["Status"] if state else ("missing" if os.path.isdir(data) else "broken"),
             "expired": bool(expires) and parse_iso(expires) <= now,

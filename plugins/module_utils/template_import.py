@@ -18,6 +18,7 @@ import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils import dumps
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.generations import add_generation
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.names import import_container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
@@ -55,6 +56,8 @@ def import_reason(current, source, wanted, force, sha256_of):
         if current.get(key) != wanted[key]:
             return "its %s changed" % key.replace("_", " ")
     old = current["source"]
+    if "sha256" not in old:
+        return "its current generation is a branch, not a dump"
     if not force and old["bytes"] == source["bytes"] and old["mtime"] == source["mtime"]:
         source["sha256"] = old["sha256"]
         return None
@@ -74,7 +77,7 @@ class TemplateManager:
         self.name = params["name"]
 
     # -- shared ---------------------------------------------------------
-    def _lock(self):
+    def lock(self):
         return FileLock(self.pool.lock_path("template", self.name), self.params["lock_timeout"],
                         "Template %s" % self.name)
 
@@ -99,7 +102,7 @@ class TemplateManager:
                 found.append((path, int(suffix)))
         return sorted(found, key=lambda item: item[1])
 
-    def _remove_leftovers(self, current):
+    def remove_leftovers(self, current):
         """Remove what a killed or failed earlier import left (we hold the lock)."""
         containers, subvolumes = self._leftovers(current)
         for container in containers:
@@ -136,7 +139,7 @@ class TemplateManager:
         source = {"path": src, "bytes": stat.st_size, "mtime": stat.st_mtime}
 
         self.pool.ensure_layout()
-        with self._lock():
+        with self.lock():
             current = read_json(metadata_path(self.pool, self.name))
             reason = import_reason(current, source, wanted, params["force"], lambda: dumps.file_sha256(src))
             if reason is None:
@@ -154,12 +157,13 @@ class TemplateManager:
                 result["template"] = planned
                 return result
             os.makedirs(self.pool.template_dir(self.name), mode=0o755, exist_ok=True)
-            result["removed_leftovers"] = self._remove_leftovers(current)
-            result["template"] = self._import(planned, fmt, dumps.switched_schemas(src, fmt, self.engine))
+            result["removed_leftovers"] = self.remove_leftovers(current)
+            result["template"] = self._import(planned, fmt, dumps.switched_schemas(src, fmt, self.engine),
+                                              current)
             result["diff"]["after"] = result["template"]
             return result
 
-    def _import(self, planned, fmt, dump_order):
+    def _import(self, planned, fmt, dump_order, current):
         params = self.params
         generation = planned["generation"]
         staging = self.pool.staging_path(self.name, generation)
@@ -219,18 +223,23 @@ class TemplateManager:
         template.update({
             "databases": databases,
             "definers_created": definers,
-            "imported_at": iso(time.time()),
             "import_seconds": round(seconds, 3),
             "rate": int(planned["source"]["bytes"] / seconds) if seconds else 0,
-            "size_bytes": self.pool.usage(planned["path"])[0],
         })
+        return self.commit(template, current)
+
+    def commit(self, template, current):
+        """Make the frozen generation at template["path"] current (one atomic rename of
+        template.json), then prune the generations keep_generations lets go."""
+        template.update(imported_at=iso(time.time()), size_bytes=self.pool.usage(template["path"])[0])
+        template = add_generation(current, template, self.params["keep_generations"])
         try:
             write_json(metadata_path(self.pool, self.name), template)
         except BaseException:
             # Not named by template.json, the new generation serves nobody.
-            self.pool.delete_subvolume(planned["path"])
+            self.pool.delete_subvolume(template["path"])
             raise
-        self._prune(generation)
+        self._prune(template["generation"])
         return template
 
     def _import_spec(self, container, staging, planned, fmt, user):
@@ -301,8 +310,8 @@ class TemplateManager:
         result = {"changed": True, "template": None, "diff": {"before": before, "after": {}}}
         if self.check_mode:
             return result
-        with self._lock():
-            self._remove_leftovers(before)
+        with self.lock():
+            self.remove_leftovers(before)
             for gen_path, _number in self._generations():
                 self.pool.delete_subvolume(gen_path)
             shutil.rmtree(directory)

@@ -33,3 +33,19 @@ def iso(timestamp):
 
 def parse_iso(text):
     return datetime.datetime.fromisoformat(text).timestamp()
+
+
+def parse_moment(value, now):
+    """A point in time as a timestamp: ISO 8601 (UTC unless it says otherwise), or a
+    duration such as '1d' meaning that long before ``now``."""
+    text = str(value).strip()
+    if _TTL_RE.fullmatch(text):
+        return now - parse_ttl(text)
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        raise MyaasError("as_of %r is not a time: give an ISO 8601 date or date and time (2026-11-24, "
+                         "2026-11-24T06:00, UTC unless an offset is given), or a duration ago (12h, 1d)." % (value,))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()

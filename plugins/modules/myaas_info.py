@@ -10,8 +10,9 @@ module: myaas_info
 short_description: List MyAAS templates, instances and orphans
 version_added: 0.1.0
 description:
-  - Reads a MyAAS pool and the Docker engine and reports templates, instances (with their state, expiry
-    and the bytes they hold on the pool beyond their template) and orphans - containers of the pool whose
+  - Reads a MyAAS pool and the Docker engine and reports templates (with their kept generations and, for
+    branches, their origin), instances (with their state, expiry, bookmarks and the bytes they hold on the
+    pool beyond their template) and orphans - containers of the pool whose
     instance is gone, and instance folders without C(instance.json).
   - An instance whose container or data is missing is listed with status V(missing) or V(broken), not as an
     orphan; M(myaas.myaas.myaas_reap) repairs it.
@@ -62,7 +63,22 @@ templates:
   elements: dict
   sample: [{name: shop, engine: mariadb, generation: 3, imported_at: "2026-11-24T02:00:12+00:00",
             source: {path: /var/lib/myaas/dumps/shop.sql.gz, bytes: 602701, sha256: 9f86d0...},
-            bytes: 316571648, status: ready}]
+            origin: null, owner: null, bytes: 316571648, status: ready,
+            generations: [{generation: 2, imported_at: "2026-11-23T02:00:09+00:00", path: /var/lib/myaas/templates/shop/gen-2,
+                           source: {path: /var/lib/myaas/dumps/shop.sql.gz, bytes: 601822, sha256: 3c0b4e...},
+                           origin: null},
+                          {generation: 3, imported_at: "2026-11-24T02:00:12+00:00", path: /var/lib/myaas/templates/shop/gen-3,
+                           source: {path: /var/lib/myaas/dumps/shop.sql.gz, bytes: 602701, sha256: 9f86d0...},
+                           origin: null}]}]
+  contains:
+    generations:
+      description: The generations kept on the pool, oldest first, with their import time and source.
+      type: list
+      elements: dict
+    origin:
+      description: For a branch, the instance (and bookmark, template and generation) its current generation was
+        made from; null for an imported template.
+      type: dict
 instances:
   description: Instances on the pool (one with O(name)).
   returned: always
@@ -70,7 +86,8 @@ instances:
   elements: dict
   sample: [{name: shop-alice, template: shop, generation: 3, status: running, host: db1, port: 13306,
             owner: alice, created_at: "2026-11-24T08:00:00+00:00", expires_at: "2026-11-24T16:00:00+00:00",
-            expired: false, protected: false, exclusive_bytes: 12582912}]
+            expired: false, protected: false, exclusive_bytes: 12582912, bookmark: null,
+            bookmarks: {before-migration: {created_at: "2026-11-24T09:12:00+00:00", template: shop, generation: 3}}}]
 orphans:
   description:
     - Containers of the pool whose instance is gone (V(container)), and instance folders without

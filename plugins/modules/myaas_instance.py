@@ -36,11 +36,35 @@ options:
     description:
       - V(present) creates the instance, or starts it if it is stopped; a running one is left alone.
       - V(started) is the same as V(present).
-      - V(reset) replaces its data with the template's current generation; same name, port and credentials.
+      - V(reset) replaces its data with the template's current generation (or the one O(generation) or O(as_of)
+        names), or with O(bookmark) when given; same name, port and credentials.
+      - V(saved) freezes its data as O(bookmark) - the server is shut down cleanly, the datadir snapshotted
+        read-only, and the server started again (same port, same credentials). An existing bookmark of that
+        name is left as it is.
       - V(stopped) stops its server, keeping its data.
-      - V(absent) removes container, volume and data.
+      - V(absent) removes container, volume, data and bookmarks; with O(bookmark), only that bookmark.
     type: str
-    choices: [present, started, stopped, reset, absent]
+    choices: [present, started, stopped, reset, saved, absent]
+  bookmark:
+    description:
+      - A bookmark of the instance, for O(state=saved), O(state=reset) and O(state=absent). Bookmarks are listed
+        by M(myaas.myaas.myaas_info), removed with the instance, and can be branched into a template
+        (M(myaas.myaas.myaas_template) with O(myaas.myaas.myaas_template#module:from_bookmark)).
+      - Same rules as O(name).
+    type: str
+  generation:
+    description:
+      - Clone this generation of the template instead of the current one (to create, or with O(state=reset)).
+        The template keeps older generations with
+        O(myaas.myaas.myaas_template#module:keep_generations).
+      - On an existing instance with O(state=present), a different generation is an error.
+    type: int
+  as_of:
+    description:
+      - Clone the newest generation imported at or before this time - an ISO 8601 date or date and time (UTC
+        unless it gives an offset; a date is its midnight), or a duration ago such as V(1d) or V(12h).
+      - Like O(generation), which it excludes.
+    type: str
     default: present
   ttl:
     description:
@@ -143,6 +167,24 @@ EXAMPLES = r"""
     name: shop-alice
     state: reset
 
+- name: Save the state before a migration
+  myaas.myaas.myaas_instance:
+    name: shop-alice
+    state: saved
+    bookmark: before-migration
+
+- name: Go back to it
+  myaas.myaas.myaas_instance:
+    name: shop-alice
+    state: reset
+    bookmark: before-migration
+
+- name: Yesterday's data next to today's
+  myaas.myaas.myaas_instance:
+    name: shop-alice-yesterday
+    template: shop
+    as_of: 1d
+
 - name: Drop it
   myaas.myaas.myaas_instance:
     name: shop-alice
@@ -179,12 +221,18 @@ instance:
     protected: {description: Whether the reaper leaves it alone., type: bool}
     ready_seconds: {description: Seconds from the snapshot to the first successful login., type: float, returned: when created or reset}
     cow: {description: How the data was copied., type: str, sample: btrfs-snapshot}
+    bookmark: {description: The bookmark its data was last reset to; null after a reset to a template., type: str}
+    bookmarks:
+      description: Its bookmarks, by name, each with C(created_at) and the C(template) and C(generation) its data
+        came from.
+      type: dict
+      sample: {before-migration: {created_at: "2026-11-24T09:12:00+00:00", template: shop, generation: 3}}
     timings:
       description: Seconds per step of a clone - snapshot, prepare (init file, volume), container, server_start_and_login.
       type: dict
       returned: when created or reset
 operation:
-  description: What was done - create, start, stop, reset, update (settings only), remove or none.
+  description: What was done - create, start, stop, reset, save, drop_bookmark, update (settings only), remove or none.
   returned: always
   type: str
 """
@@ -212,7 +260,10 @@ def main():
             name=dict(type="str", required=True),
             template=dict(type="str"),
             state=dict(type="str", default="present",
-                       choices=["present", "started", "stopped", "reset", "absent"]),
+                       choices=["present", "started", "stopped", "reset", "saved", "absent"]),
+            bookmark=dict(type="str"),
+            generation=dict(type="int"),
+            as_of=dict(type="str"),
             pool=dict(type="path", default="/var/lib/myaas"),
             ttl=dict(type="str"),
             protected=dict(type="bool"),
@@ -231,6 +282,8 @@ def main():
             wait_timeout=dict(type="int", default=60),
             lock_timeout=dict(type="int", default=300),
         ),
+        required_if=[("state", "saved", ["bookmark"])],
+        mutually_exclusive=[("generation", "as_of"), ("bookmark", "generation"), ("bookmark", "as_of")],
         supports_check_mode=True,
     )
 
@@ -242,6 +295,10 @@ def main():
         if params["database"] is not None:
             check_name("database", params["database"])
         check_name("user", params["user"])
+        if params["bookmark"] is not None:
+            check_name("bookmark", params["bookmark"])
+            if params["state"] not in ("saved", "reset", "absent"):
+                raise MyaasError("bookmark is for state=saved, reset or absent, not %s." % params["state"])
         params["ttl"] = None if params["ttl"] is None else parse_ttl(params["ttl"])
         params["port_range"] = parse_range(params["port_range"])
         params["public_host"] = params["public_host"] or socket.getfqdn()

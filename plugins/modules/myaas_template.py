@@ -20,6 +20,12 @@ description:
     complete and frozen. A failed, timed-out or killed import leaves the previous generation serving;
     the half-made subvolume and container are removed, by the next run if this one was killed.
   - Runs for one template are serialised by a lock on the pool; different templates import in parallel.
+  - With O(from_instance), the template (or its next generation) is a branch of an instance's data instead of
+    an import: the instance's server is shut down cleanly, its datadir is snapshotted read-only, and the
+    server is started again if it was running. No byte is copied. With O(from_bookmark), the branch is made
+    of one of the instance's bookmarks, and the instance is not touched.
+  - O(keep_generations) keeps older generations on the pool; M(myaas.myaas.myaas_instance) clones them with
+    O(myaas.myaas.myaas_instance#module:generation) or O(myaas.myaas.myaas_instance#module:as_of).
   - The MySQL engine follows the official C(mysql:8.0) image and is covered by unit tests only;
     MariaDB is tested end to end.
 author: MyAAS team (@myaas)
@@ -35,8 +41,31 @@ options:
       - Path on the target of the dump. Plain SQL or compressed with gzip, bzip2, xz or zstd, recognised
         by content, not by suffix. It is streamed into the server, never staged.
       - With O(engine=postgresql), also a C(pg_dump) custom-format archive (C(pg_dump -Fc)).
-      - Required with O(state=present).
+      - Required with O(state=present), unless O(from_instance) is given.
     type: path
+  from_instance:
+    description:
+      - Make the template from this instance's data (a branch) instead of a dump.
+      - Every run makes a new generation of the instance's data as it is then; use O(from_bookmark) for a
+        branch that a second run leaves alone.
+      - The engine and image are the instance's; O(engine), O(image) and the import options are not used.
+      - The instance's database account is in the data; instances of the branch lock it.
+    type: str
+  from_bookmark:
+    description:
+      - With O(from_instance), make the template from this bookmark of the instance
+        (M(myaas.myaas.myaas_instance) with O(myaas.myaas.myaas_instance#module:state=saved)).
+      - Idempotent - a template whose current generation is this bookmark is not changed.
+    type: str
+  requester:
+    description:
+      - Who asks, with O(from_instance) (the playbooks set it). Only the instance's owner may branch it, and only
+        into a new template or one of their own branches, unless O(admin) is set.
+    type: str
+  admin:
+    description: The run is an admin's; it may branch anyone's instance into any template.
+    type: bool
+    default: false
   engine:
     description:
       - The database engine. V(mysql) is implemented against the same adapter but not tested on a live server.
@@ -85,7 +114,10 @@ options:
     type: dict
     default: {}
   keep_generations:
-    description: How many generations to keep on the pool, the current one included.
+    description:
+      - How many generations to keep on the pool, the current one included. Each is listed by
+        M(myaas.myaas.myaas_info) with its import time and source, and can be cloned.
+      - Older generations are removed after a new one is made; instances cloned from them keep their data.
     type: int
     default: 1
   import_timeout:
@@ -100,8 +132,12 @@ options:
     description: Seconds the import server may take to shut down cleanly before the import is discarded.
     type: int
     default: 900
+  wait_timeout:
+    description: With O(from_instance), seconds the instance's server may take to answer again after the branch.
+    type: int
+    default: 60
   lock_timeout:
-    description: Seconds to wait for another run on the same template to finish.
+    description: Seconds to wait for another run on the same template (or, with O(from_instance), instance) to finish.
     type: int
     default: 3600
 requirements:
@@ -131,6 +167,24 @@ EXAMPLES = r"""
     tuning:
       innodb_buffer_pool_size: 4G
 
+- name: Keep a week of nightly imports, to clone the data of any day
+  myaas.myaas.myaas_template:
+    name: shop
+    src: /var/lib/myaas/dumps/shop.sql.gz
+    keep_generations: 7
+
+- name: Share my instance's state with a colleague, as a template of its own
+  myaas.myaas.myaas_template:
+    name: shop-bug-4711
+    from_instance: shop-alice
+    requester: alice
+
+- name: A branch of a bookmark (the instance keeps running)
+  myaas.myaas.myaas_template:
+    name: shop-before-migration
+    from_instance: shop-alice
+    from_bookmark: before-migration
+
 - name: Remove a template (instances made from it keep working)
   myaas.myaas.myaas_template:
     name: crm
@@ -150,9 +204,17 @@ template:
     generation: {description: Number of the current generation; it grows with every import., type: int, sample: 3}
     path: {description: The generation's subvolume on the pool., type: str}
     source:
-      description: The dump, as imported.
+      description:
+        - The dump, as imported; for a branch, the instance, bookmark, template and generation it was made from,
+          and the accounts its clones lock.
       type: dict
       sample: {path: /var/lib/myaas/dumps/shop.sql.gz, sha256: 9f86d0..., bytes: 602701, mtime: 1764000000.0}
+    owner: {description: Who made a branch (its requester); null for an import., type: str, returned: for branches}
+    generations:
+      description: The generations kept on the pool, oldest first, each with C(generation), C(path), C(imported_at)
+        and C(source).
+      type: list
+      elements: dict
     imported_at: {description: "When the import finished, UTC, ISO 8601.", type: str}
     import_seconds: {description: Duration of the import., type: float}
     rate: {description: Dump bytes imported per second., type: int}
@@ -187,8 +249,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.myaas.myaas.plugins.module_utils.branches import make_branch
 from ansible_collections.myaas.myaas.plugins.module_utils.engines import ENGINES, get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
@@ -216,8 +280,15 @@ def main():
             start_timeout=dict(type="int", default=120),
             stop_timeout=dict(type="int", default=900),
             lock_timeout=dict(type="int", default=3600),
+            from_instance=dict(type="str"),
+            from_bookmark=dict(type="str"),
+            requester=dict(type="str"),
+            admin=dict(type="bool", default=False),
+            wait_timeout=dict(type="int", default=60),
         ),
-        required_if=[("state", "present", ["src"])],
+        required_if=[("state", "present", ["src", "from_instance"], True)],
+        mutually_exclusive=[("src", "from_instance")],
+        required_by={"from_bookmark": "from_instance"},
         supports_check_mode=True,
     )
 
@@ -227,11 +298,20 @@ def main():
         if params["keep_generations"] < 1:
             raise MyaasError("keep_generations must be 1 or more (the current generation counts).")
         params["restore_jobs"] = params["restore_jobs"] or os.cpu_count() or 1
+        for key in ("from_instance", "from_bookmark"):
+            if params[key] is not None:
+                check_name(key.replace("from_", ""), params[key])
         runner = Runner(module)
         runner.require("btrfs", "docker")
-        manager = TemplateManager(Pool(params["pool"], runner), Docker(runner), get_engine(params["engine"]),
-                                  params, module.check_mode)
-        return manager.present() if params["state"] == "present" else manager.absent()
+        pool, docker = Pool(params["pool"], runner), Docker(runner)
+        manager = TemplateManager(pool, docker, get_engine(params["engine"]), params, module.check_mode)
+        if params["state"] == "absent":
+            return manager.absent()
+        if params["from_instance"]:
+            source = InstanceManager(pool, docker, get_engine, dict(params, name=params["from_instance"]),
+                                     module.check_mode)
+            return make_branch(manager, source, params["from_bookmark"])
+        return manager.present()
 
     run_module(module, action)
 

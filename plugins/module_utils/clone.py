@@ -1,0 +1,217 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The steps of a clone: snapshot, port, container, first login.
+
+CloneSteps is the half of the instance manager that makes a server run on
+new data; the manager (instances.py) decides when, and cleans up when a step
+fails.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.generations import pick
+from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
+from ansible_collections.myaas.myaas.plugins.module_utils.ports import pick_port
+from ansible_collections.myaas.myaas.plugins.module_utils.runtime import labels
+from ansible_collections.myaas.myaas.plugins.module_utils.template_import import metadata_path as template_metadata
+
+METADATA = "instance.json"
+SECRET = "secret.json"
+# Seconds a clone gets to shut down cleanly when stopped.
+STOP_TIMEOUT = 60
+
+
+def instance_paths(pool, name):
+    directory = pool.instance_dir(name)
+    return {
+        "dir": directory,
+        "data": os.path.join(directory, "data"),
+        "meta": os.path.join(directory, METADATA),
+        "secret": os.path.join(directory, SECRET),
+    }
+
+
+def load_instance_or_fail(pool, name):
+    meta = read_json(instance_paths(pool, name)["meta"])
+    if meta is None:
+        raise MyaasError("Instance %s does not exist on pool %s (list them with playbook list_dbs.yml)."
+                         % (name, pool.path))
+    return meta
+
+
+def load_template(pool, name):
+    template = read_json(template_metadata(pool, name))
+    if template is None:
+        if glob.glob(os.path.join(pool.template_dir(name), ".importing-*")):
+            raise MyaasError("Template %s is being imported for the first time and has no data yet; "
+                             "ask again when the import finished." % name)
+        raise MyaasError("Template %s does not exist on pool %s. Import it first (module "
+                         "myaas.myaas.myaas_template, playbook import_templates.yml)." % (name, pool.path))
+    return template
+
+
+class CloneSteps:
+    """What an instance's manager knows, and the steps that bring its server up on new data."""
+
+    def __init__(self, pool, docker, engines, params, check_mode, now=time.time):
+        self.pool = pool
+        self.docker = docker
+        self.engines = engines          # callable: engine name -> Engine
+        self.params = params
+        self.check_mode = check_mode
+        self.now = now
+        self.name = params["name"]
+        self.paths = instance_paths(pool, self.name)
+        self.container = container_name(pool.path, self.name)
+        self.timings = {}   # seconds per step of a clone, returned so the slowest is visible
+
+    def _lock(self, kind="instance", name=None):
+        return FileLock(self.pool.lock_path(kind, name or self.name), self.params["lock_timeout"],
+                        "%s %s" % (kind.capitalize(), name or self.name))
+
+    def _clone_and_start(self, meta, secret, engine, create, bookmark_path=None):
+        """Snapshot the template's generation (or a bookmark), start the server, wait for a login.
+
+        Returns (generation, seconds).
+        """
+        started = mark = time.monotonic()
+
+        def lap(step):
+            nonlocal mark
+            now = time.monotonic()
+            self.timings[step] = round(now - mark, 4)
+            mark = now
+
+        if bookmark_path:
+            self.pool.snapshot(bookmark_path, self.paths["data"])
+            generation, foreign = meta["generation"], []
+        else:
+            generation, foreign = self._snapshot(meta["template"])
+        lap("snapshot")
+        init_sql = engine.lock_accounts_sql([user for user in foreign if user != secret["user"]]) + \
+            engine.init_sql(secret["user"], secret["password"], meta["database"])
+        init_path = os.path.join(self.paths["data"], engine.init_file)
+        if engine.credentials_via == "init_file":
+            data_stat = os.stat(self.paths["data"])
+            with open(os.open(init_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
+                      encoding="utf-8") as init:
+                init.write(init_sql)
+            # The server drops root before it reads the init file.
+            os.chown(init_path, data_stat.st_uid, data_stat.st_gid)
+        if create:
+            write_json(self.paths["secret"], secret, mode=0o600)
+        self.docker.create_volume(self.container, self.paths["data"],
+                                  labels(role="instance", instance=self.name, pool=self.pool.path))
+        meta["generation"] = generation
+        self._reserve_port(meta)
+        lap("prepare")
+        self._run_container(meta, engine, generation)
+        lap("container")
+        if engine.credentials_via == "local_client":
+            # Through the local client's stdin, as the server's OS superuser:
+            # the password is in no argv and no environment.
+            self.docker.wait_until_answers(self.container, engine.ready_probe(), engine.exec_user,
+                                           ("wait_timeout", self.params["wait_timeout"]),
+                                           "The server of instance %s" % self.name, 0.05)
+            self.docker.exec(self.container, engine.local_client(), data=init_sql, user=engine.exec_user)
+        self._wait_ready(meta, secret, engine)
+        lap("server_start_and_login")
+        if os.path.exists(init_path):
+            os.unlink(init_path)
+        return generation, round(time.monotonic() - started, 3)
+
+    def _snapshot(self, template_name):
+        """Snapshot the generation asked for; (its number, accounts of a branch's origin to lock)."""
+        # The importer may retire a generation between our reading of the
+        # metadata and the snapshot; read again and retry instead of failing.
+        for attempt in range(3):
+            record = pick(load_template(self.pool, template_name), self.params.get("generation"),
+                          self.params.get("as_of"), self.now())
+            try:
+                self.pool.snapshot(record["path"], self.paths["data"])
+                return record["generation"], (record.get("source") or {}).get("accounts", [])
+            except MyaasError:
+                if attempt == 2 or os.path.exists(record["path"]):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _reserve_port(self, meta):
+        """Pick (or check) the port and write the metadata that holds it, under the pool's ports lock.
+
+        The lock covers only the choice: the metadata is the reservation, so
+        containers start in parallel outside it.
+        """
+        with self._lock("ports", "all"):
+            taken = self._taken_ports()
+            if meta["port"] and meta["port"] in taken:
+                raise MyaasError("Port %d is held by instance %s; choose another port, or none to get a free one."
+                                 % (meta["port"], taken[meta["port"]]))
+            if not meta["port"]:
+                meta["port"] = pick_port(self.params["port_range"], taken, meta["bind_address"])
+            write_json(self.paths["meta"], meta)
+
+    def _taken_ports(self):
+        """{port: instance name} of every other instance on the pool."""
+        taken = {}
+        for path in glob.glob(os.path.join(self.pool.path, "instances", "*", METADATA)):
+            other = read_json(path)
+            if other and other.get("port") and other["name"] != self.name:
+                taken[other["port"]] = other["name"]
+        return taken
+
+    def _run_container(self, meta, engine, generation):
+        data = os.stat(self.paths["data"])
+        entrypoint, args = engine.command(engine.clone_args())
+        spec = {
+            "name": self.container,
+            "image": meta["image"],
+            # The account that owns the datadir: the server's, as the import ran it.
+            "user": "%d:%d" % (data.st_uid, data.st_gid),
+            "entrypoint": entrypoint,
+            "args": args,
+            "labels": labels(role="instance", instance=self.name, template=meta["template"],
+                             generation=generation, pool=self.pool.path, engine=meta["engine"],
+                             owner=meta["owner"], port=meta["port"]),
+            "mounts": [{"type": "volume", "source": self.container, "target": engine.datadir}],
+            "publish": [(meta["bind_address"], meta["port"], engine.port)],
+            "restart": "unless-stopped",
+            # A clean shutdown on `docker stop` and host shutdowns, never a kill
+            # followed by crash recovery.
+            "stop_signal": engine.stop_signal,
+            "stop_timeout": STOP_TIMEOUT,
+            "memory": meta["memory"],
+            "cpus": meta["cpus"],
+        }
+        self.docker.remove(self.container, self.pool.path)
+        self.docker.run(spec)
+
+    def _wait_ready(self, meta, secret, engine):
+        timeout = self.params["wait_timeout"]
+        deadline = time.monotonic() + timeout
+        # A server published on every address answers on loopback.
+        wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+        address = wildcard.get(meta["bind_address"], meta["bind_address"])
+        last_error = None
+        while time.monotonic() < deadline:
+            try:
+                if engine.probe_login(address, meta["port"], secret["user"], secret["password"],
+                                      meta["database"], timeout=2):
+                    return
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                last_error = exc
+            if not self.docker.state(self.container).get("Running"):
+                break
+            time.sleep(0.05)
+        log = self.docker.logs(self.container, tail=30)
+        reason = "%s: %s" % (type(last_error).__name__, last_error) if last_error else "the server exited"
+        # Driver messages name the user, not the password; scrub it anyway,
+        # since this text is printed by a failing run.
+        reason = reason.replace(secret["password"], "********")
+        raise MyaasError("Instance %s did not accept a login within wait_timeout (%d s): %s."
+                         % (self.name, timeout, reason), server_log=log.splitlines()[-30:])
