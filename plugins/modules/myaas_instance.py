@@ -45,6 +45,7 @@ options:
       - V(absent) removes container, volume, data and bookmarks; with O(bookmark), only that bookmark.
     type: str
     choices: [present, started, stopped, reset, saved, absent]
+    default: present
   bookmark:
     description:
       - A bookmark of the instance, for O(state=saved), O(state=reset) and O(state=absent). Bookmarks are listed
@@ -65,7 +66,6 @@ options:
         unless it gives an offset; a date is its midnight), or a duration ago such as V(1d) or V(12h).
       - Like O(generation), which it excludes.
     type: str
-    default: present
   ttl:
     description:
       - How long the instance may live before the reaper (playbook C(reap.yml)) removes it. Seconds, or a

@@ -21,7 +21,7 @@ description:
     the half-made subvolume and container are removed, by the next run if this one was killed.
   - Runs for one template are serialised by a lock on the pool; different templates import in parallel.
   - With O(from_instance), the template (or its next generation) is a branch of an instance's data instead of
-    an import: the instance's server is shut down cleanly, its datadir is snapshotted read-only, and the
+    an import. The instance's server is shut down cleanly, its datadir is snapshotted read-only, and the
     server is started again if it was running. No byte is copied. With O(from_bookmark), the branch is made
     of one of the instance's bookmarks, and the instance is not touched.
   - O(keep_generations) keeps older generations on the pool; M(myaas.myaas.myaas_instance) clones them with

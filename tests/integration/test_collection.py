@@ -64,7 +64,7 @@ def test_awx_setup_playbook_and_surveys_fit_the_playbooks(tmp_path):
     assert checked.returncode == 0, checked.stdout
     # Render every survey the way the setup playbook does, and read them back.
     playbook = tmp_path / "render.yml"
-    names = ["new_db", "reset_db", "drop_db", "list_dbs"]
+    names = ["new_db", "reset_db", "save_db", "drop_db", "list_dbs"]
     content = ("{{ lookup('ansible.builtin.template', '%s/extensions/awx/surveys/' ~ item ~ '.yml.j2')"
                " | from_yaml | to_json }}" % ROOT)
     task = {"ansible.builtin.copy": {"dest": "%s/{{ item }}.json" % tmp_path, "mode": "0600", "content": content},
@@ -75,8 +75,9 @@ def test_awx_setup_playbook_and_surveys_fit_the_playbooks(tmp_path):
     assert rendered.returncode == 0, rendered.stdout
     surveys = dict((name, json.loads((tmp_path / (name + ".json")).read_text())) for name in names)
     variables = dict((name, [question["variable"] for question in survey["spec"]]) for name, survey in surveys.items())
-    assert variables == {"new_db": ["template", "instance", "ttl", "protected"], "reset_db": ["instance"],
-                         "drop_db": ["instance"], "list_dbs": ["myaas_hosts"]}
+    assert variables == {"new_db": ["template", "instance", "ttl", "protected", "as_of"],
+                         "reset_db": ["instance", "bookmark"], "save_db": ["instance", "bookmark", "branch"],
+                         "drop_db": ["instance", "bookmark"], "list_dbs": ["myaas_hosts"]}
     template = surveys["new_db"]["spec"][0]
     assert template["type"] == "multiplechoice" and template["choices"] == ["shop", "crm"]
     # Each survey variable is one its playbook reads.

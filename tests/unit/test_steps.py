@@ -83,13 +83,6 @@ QUERY_ANSWERS = {"schema_name": b"shop\n", "DISTINCT": b"app@10.0.0.%\n"}
 
 
 @pytest.fixture
-def pool_dir(tmp_path):
-    path = tmp_path / "pool"
-    path.mkdir()
-    return str(path)
-
-
-@pytest.fixture
 def no_streaming(monkeypatch):
     """Dumps are streamed by real processes into `docker exec`; here the stream is only recorded."""
     streamed = []
