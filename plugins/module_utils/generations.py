@@ -18,7 +18,7 @@ import time
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso, parse_moment
 
-RECORD_KEYS = ("generation", "path", "imported_at", "source")
+RECORD_KEYS = ("generation", "path", "imported_at", "source", "masking", "row_counts", "checks", "personal_columns")
 
 
 def record_of(template):

@@ -19,4 +19,6 @@ def run_module(module, action):
         module.fail_json(msg="Unexpected error: %s" % exc, exception=traceback.format_exc())
     if not module._diff:  # pylint: disable=protected-access
         result.pop("diff", None)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**result)

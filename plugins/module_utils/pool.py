@@ -11,17 +11,21 @@ Layout, readable by a person:
   instances/NAME/secret.json          its credentials, root-only
   locks/                              flock files
   host.json                           what the host role provisioned (images by engine)
+  masking.key                         the key of deterministic masking, root-only
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json
 
 STAGING_PREFIX = ".importing-"
+# The secret that keys masking: one original value, one replacement, pool-wide.
+MASKING_KEY = "masking.key"
 
 
 class Pool:
@@ -63,6 +67,25 @@ class Pool:
         """The image the host role provisioned for ``engine``, or None."""
         record = read_json(os.path.join(self.path, "host.json")) or {}
         return record.get("images", {}).get(engine)
+
+    def masking_key(self):
+        """The pool's masking key (made on first use): root-only, never logged, never in argv."""
+        path = os.path.join(self.path, MASKING_KEY)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        with open(path, encoding="ascii") as handle:
+            key = handle.read().strip()
+        if len(key) != 64:
+            raise MyaasError("The masking key %s is damaged; restore it from a backup (masked values change "
+                             "without it)." % path)
+        return key
 
     def free_bytes(self):
         stat = os.statvfs(self.path)

@@ -142,16 +142,20 @@ class Docker:
         found = self._maybe("image inspect", lambda: self.api.inspect_image(image))
         return found["Id"] if found else None
 
-    def account_ids(self, image, account):
-        """(uid, gid) of an OS account in an image, asked of a throw-away container."""
-        container = self._create({"name": None, "image": image, "entrypoint": "id", "user": "0",
-                                  "network": "none", "args": [account]})
+    def run_once(self, spec, timeout):
+        """(exit code, output) of a throw-away container, removed afterwards."""
+        container = self._create(spec)
         try:
             self._call("start", lambda: self.api.start(container))
-            code = self._call("wait", lambda: self.api.wait(container, timeout=60))["StatusCode"]
-            out = self._call("logs", lambda: self.api.logs(container)).decode("utf-8", "replace")
+            code = self._call("wait", lambda: self.api.wait(container, timeout=timeout))["StatusCode"]
+            return code, self._call("logs", lambda: self.api.logs(container)).decode("utf-8", "replace")
         finally:
             self._maybe("remove", lambda: self.api.remove_container(container, force=True))
+
+    def account_ids(self, image, account):
+        """(uid, gid) of an OS account in an image, asked of a throw-away container."""
+        code, out = self.run_once({"name": None, "image": image, "entrypoint": "id", "user": "0",
+                                   "network": "none", "args": [account], "mounts": []}, 60)
         found = re.search(r"uid=(\d+)\S* gid=(\d+)", out)
         if code != 0 or not found:
             raise MyaasError("Image %s has no OS account %r to run the server as (id said: %s). Use an image that "

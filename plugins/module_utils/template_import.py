@@ -19,6 +19,8 @@ import time
 from ansible_collections.myaas.myaas.plugins.module_utils import dumps
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.generations import add_generation
+from ansible_collections.myaas.myaas.plugins.module_utils.masking_rules import rules_hash
+from ansible_collections.myaas.myaas.plugins.module_utils.template_checks import TemplateChecks, dialect
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.names import import_container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
@@ -135,6 +137,11 @@ class TemplateManager:
                 "tuning": dict(params["tuning"] or {}),
             },
         }
+        # Only when given, so that templates made without them are not imported again.
+        if params.get("masking") is not None:
+            wanted["options"]["masking"] = rules_hash(params["masking"])
+        if params.get("checks"):
+            wanted["options"]["checks"] = list(params["checks"])
         stat = os.stat(src)
         source = {"path": src, "bytes": stat.st_size, "mtime": stat.st_mtime}
 
@@ -161,6 +168,11 @@ class TemplateManager:
             result["template"] = self._import(planned, fmt, dumps.switched_schemas(src, fmt, self.engine),
                                               current)
             result["diff"]["after"] = result["template"]
+            personal = result["template"].get("personal_columns")
+            if params.get("masking") is None and personal:
+                result["warnings"] = ["Template %s is not masked, and these columns look personal: %s. Give masking "
+                                      "rules if it leaves the production environment."
+                                      % (self.name, ", ".join(finding["column"] for finding in personal))]
             return result
 
     def _import(self, planned, fmt, dump_order, current):
@@ -199,8 +211,14 @@ class TemplateManager:
                 dumps.stream_into(script["path"], dumps.detect_format(script["path"]), client,
                                   max(1, deadline - time.monotonic()), engine.error_re)
             databases = self._databases(container, database, dump_order)
+            gate = TemplateChecks(self.docker, engine, container, databases, params)
+            report = gate.run(params.get("masking"), self.pool.masking_key() if params.get("masking") else None,
+                              (current or {}).get("row_counts"), params["max_shrink"], params.get("checks") or [],
+                              database or (databases or [None])[0])
             definers = self._create_definers(container, databases)
             self._shutdown(container)
+            if report["masking"] and gate.sql.after_shutdown_script():
+                self._after_shutdown(gate.sql.after_shutdown_script(), staging, planned["image"], uid, gid)
             self.pool.set_readonly(staging, True)
             os.rename(staging, planned["path"])
         except BaseException as exc:
@@ -223,6 +241,10 @@ class TemplateManager:
         template.update({
             "databases": databases,
             "definers_created": definers,
+            "personal_columns": report["personal_columns"],
+            "masking": report["masking"],
+            "row_counts": report["row_counts"],
+            "checks": report["checks"],
             "import_seconds": round(seconds, 3),
             "rate": int(planned["source"]["bytes"] / seconds) if seconds else 0,
         })
@@ -242,11 +264,23 @@ class TemplateManager:
         self._prune(template["generation"])
         return template
 
+    def _after_shutdown(self, script, staging, image, uid, gid):
+        """Run ``script`` (with the datadir as $1) on the stopped datadir, in a throw-away container."""
+        spec = {"name": None, "image": image, "user": "%d:%d" % (uid, gid), "network": "none",
+                "entrypoint": "/bin/sh", "args": ["-c", script, "myaas-scrub", self.engine.datadir],
+                "mounts": [{"type": "bind", "source": staging, "target": self.engine.datadir}]}
+        code, log = self.docker.run_once(spec, self.params["stop_timeout"])
+        if code != 0:
+            raise MyaasError("Scrubbing the stopped datadir failed (exit code %s): %s" % (code, log.strip()[-1000:]))
+
     def _import_spec(self, container, staging, planned, fmt, user):
         mounts = [{"type": "bind", "source": staging, "target": self.engine.datadir}]
         if fmt in self.engine.archive_magic.values():
             mounts.append({"type": "bind", "source": self.params["src"], "target": DUMP_MOUNT, "readonly": True})
-        entrypoint, args = self.engine.command(self.engine.bulk_load_args(self.params["tuning"], host_memory_bytes()))
+        server_args = self.engine.bulk_load_args(self.params["tuning"], host_memory_bytes())
+        if self.params.get("masking") is not None:
+            server_args += dialect(self.engine).import_args()
+        entrypoint, args = self.engine.command(server_args)
         return {
             "name": container,
             "image": planned["image"],

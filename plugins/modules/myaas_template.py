@@ -105,6 +105,36 @@ options:
     type: list
     elements: path
     default: []
+  masking:
+    description:
+      - Masking rules, applied inside the import server after the dump and O(post_import_sql), before the template
+        is frozen. Keys C(columns) (C(database.table.column) - C(schema.table.column) for PostgreSQL - to a
+        transform), C(truncate) (tables to empty) and C(keep) (columns reviewed and left as they are, each with
+        its reason).
+      - Transforms are C(email), C(name), C(phone), C(credit_card), C(ip), C(date), C(text), C(hash), C(null) and
+        C(fixed:VALUE). They are deterministic - keyed by a secret the pool keeps in C(masking.key), root-only - so
+        one original value gets one replacement in every template of the pool and in every later import.
+      - Fails closed. Every column is classified, by its name and by a sample of its values; a column that looks
+        personal and that no rule covers fails the import, and the error lists them with rules to paste.
+      - Nothing of a masked or truncated original stays in the template's files - masked tables are rebuilt,
+        freed space is zero-filled, and the redo log (MariaDB) or WAL (PostgreSQL) is replaced after the clean
+        shutdown. MariaDB and PostgreSQL only.
+      - Without it, imports are not masked, and the result lists the columns that look personal as a warning.
+    type: dict
+  checks:
+    description:
+      - SQL queries run in the template's database after masking; each must return exactly one row with one true
+        value (V(1), V(t), V(true)). One that fails, errors or returns anything else fails the import.
+    type: list
+    elements: str
+    default: []
+  max_shrink:
+    description:
+      - The share of its rows a table may lose since the current generation. Every import records each table's
+        exact row count; a table that lost more fails the import, naming the table and both counts. V(1.0) turns
+        the check off. O(force) skips neither this nor O(checks).
+    type: float
+    default: 0.5
   tuning:
     description:
       - "Server settings for the import only, as C(option: value), e.g. C(innodb_buffer_pool_size: 4G).
@@ -167,6 +197,23 @@ EXAMPLES = r"""
     tuning:
       innodb_buffer_pool_size: 4G
 
+- name: A template a company may hand out - masked, and checked before it goes live
+  myaas.myaas.myaas_template:
+    name: shop
+    src: /var/lib/myaas/dumps/shop.sql.gz
+    masking:
+      columns:
+        shop.customer.email: email
+        shop.customer.full_name: name
+        shop.customer.card_number: credit_card
+        shop.customer.notes: "null"
+      truncate: [shop.audit_log]
+      keep:
+        shop.product.name: product names are public
+    checks:
+      - SELECT COUNT(*) > 1000 FROM customer
+    max_shrink: 0.2
+
 - name: Keep a week of nightly imports, to clone the data of any day
   myaas.myaas.myaas_template:
     name: shop
@@ -220,6 +267,23 @@ template:
     rate: {description: Dump bytes imported per second., type: int}
     size_bytes: {description: Size of the generation on the pool., type: int}
     options: {description: Import options that decide whether a dump must be imported again., type: dict}
+    row_counts:
+      description: Exact row count of every table, as C(database.table) (PostgreSQL C(schema.table)).
+      type: dict
+      sample: {shop.customers: 6000}
+    masking:
+      description: What masking did - C(columns) (column to transform), C(truncated), C(kept) (with reasons),
+        C(rules_sha256) and C(seconds); null when the template is not masked.
+      type: dict
+    checks:
+      description: The O(checks) that passed, each with C(sql) and what it C(returned).
+      type: list
+      elements: dict
+    personal_columns:
+      description: Columns that look personal, each with C(column), C(why) and a C(suggest)ed transform.
+        Without O(masking), a warning.
+      type: list
+      elements: dict
     databases:
       description: The databases (schemas) the template holds, read from the server after the import.
       type: list
@@ -253,6 +317,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.branches import make_b
 from ansible_collections.myaas.myaas.plugins.module_utils.engines import ENGINES, get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.masking_rules import check_rules
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
 from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
@@ -285,6 +350,9 @@ def main():
             requester=dict(type="str"),
             admin=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=60),
+            masking=dict(type="dict"),
+            checks=dict(type="list", elements="str", default=[]),
+            max_shrink=dict(type="float", default=0.5),
         ),
         required_if=[("state", "present", ["src", "from_instance"], True)],
         mutually_exclusive=[("src", "from_instance")],
@@ -298,6 +366,12 @@ def main():
         if params["keep_generations"] < 1:
             raise MyaasError("keep_generations must be 1 or more (the current generation counts).")
         params["restore_jobs"] = params["restore_jobs"] or os.cpu_count() or 1
+        if not 0 <= params["max_shrink"] <= 1:
+            raise MyaasError("max_shrink must be between 0 and 1 (a share of a table's rows; 1.0 turns the check off).")
+        if params["masking"] is not None:
+            params["masking"] = check_rules(params["masking"])
+            if params["engine"] not in ("mariadb", "postgresql"):
+                raise MyaasError("masking is implemented for MariaDB and PostgreSQL, not for %s." % params["engine"])
         for key in ("from_instance", "from_bookmark"):
             if params[key] is not None:
                 check_name(key.replace("from_", ""), params[key])

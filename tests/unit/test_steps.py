@@ -60,7 +60,7 @@ def template_params(tmp_path, **overrides):
     dump.write_text("-- dump\nCREATE TABLE t (id int);\n")
     values = dict(name="shop", src=str(dump), image="myaas/mariadb:10.11", database=None, force=False,
                   post_import_sql=[], tuning={}, keep_generations=1, restore_jobs=1, import_timeout=60,
-                  start_timeout=5, stop_timeout=5, lock_timeout=5)
+                  start_timeout=5, stop_timeout=5, lock_timeout=5, masking=None, checks=[], max_shrink=0.5)
     values.update(overrides)
     return values
 
@@ -79,7 +79,9 @@ def import_api(pool):
                  "exec_start": lambda sql, **kw: (QUERY_ANSWERS.get(sql.split()[1], b"1\n"), b"")})
 
 
-QUERY_ANSWERS = {"schema_name": b"shop\n", "DISTINCT": b"app@10.0.0.%\n"}
+QUERY_ANSWERS = {"schema_name": b"shop\n", "DISTINCT": b"app@10.0.0.%\n",
+                 # The template's one column, and its table's row count.
+                 "c.TABLE_SCHEMA,": b"shop\tt\tid\tint\t0\n", "'shop.t',": b"shop.t\t3\n"}
 
 
 @pytest.fixture
@@ -107,6 +109,7 @@ def test_import_runs_its_steps_in_order_and_swaps_last(tmp_path, pool_dir, no_st
     assert ("chown", staging, 4242, 4343) in events
     assert no_streaming[0][0] == str(tmp_path / "shop.sql")
     assert template["databases"] == ["shop"] and template["definers_created"] == ["app@10.0.0.%"]
+    assert template["row_counts"] == {"shop.t": 3} and template["masking"] is None
     # Frozen, then renamed into place, and only then named by template.json.
     metadata = os.path.join(pool_dir, "templates", "shop", "template.json")
     swap = [event for event in events if event[0] in ("freeze", "rename")]

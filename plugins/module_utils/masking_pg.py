@@ -1,0 +1,141 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL's side of masking_sql.py: the same transforms, hash and patterns.
+
+PostgreSQL keeps a template's databases apart, so the classifier, the masker
+and the row counts run once per database; rules name ``schema.table.column``.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.myaas.myaas.plugins.module_utils.engine_postgresql import quote_ident, quote_literal
+from ansible_collections.myaas.myaas.plugins.module_utils.masking_sql import (
+    DATE, FIRST_NAMES, LAST_NAMES, LOREM, OTHER, PATTERNS, SCHEMA, TEXT, Column)
+
+
+def _array(values):
+    return "ARRAY[%s]" % ", ".join(quote_literal(value) for value in values)
+
+
+class PostgreSQLMasking:
+    quote = staticmethod(quote_ident)
+    per_database = True
+
+    def columns_sql(self, databases):
+        del databases   # one database at a time
+        return ("SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory, "
+                "CASE WHEN a.atttypmod > 4 AND t.typcategory = 'S' THEN a.atttypmod - 4 ELSE 0 END "
+                "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid "
+                "WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+                "AND n.nspname NOT IN ('pg_catalog', 'information_schema', %s) AND n.nspname NOT LIKE 'pg\\_%%' "
+                "ORDER BY 1, 2, a.attnum" % quote_literal(SCHEMA))
+
+    def column(self, database, fields):
+        schema, table, name, sql_type, category, length = fields
+        kind = TEXT if category in ("S", "I") or sql_type in ("json", "jsonb") else (DATE if category == "D" else OTHER)
+        return Column(database, schema, table, name, sql_type, kind, int(length) if length.isdigit() else 0)
+
+    def table(self, column):
+        return "%s.%s" % (self.quote(column.schema), self.quote(column.table))
+
+    def matches(self, expr, kind):
+        return "(%s::text ~ %s)::int" % (expr, quote_literal(PATTERNS[kind]))
+
+    def card_digits(self, expr):
+        return "regexp_replace(substring(%s::text from %s), '[^0-9]', '', 'g')" % (
+            expr, quote_literal(PATTERNS["card"]))
+
+    def setup_sql(self):
+        s = quote_ident(SCHEMA)
+        fn = "CREATE FUNCTION %s.%s RETURNS %s LANGUAGE %s STABLE AS $f$ %s $f$;"
+        return "\n".join([
+            "DROP SCHEMA IF EXISTS %s CASCADE;" % s, "CREATE SCHEMA %s;" % s,
+            fn % (s, "h(v text)", "text", "sql",
+                  "SELECT encode(sha256(convert_to(current_setting('myaas.key') || encode(sha256(convert_to("
+                  "current_setting('myaas.key') || v, 'UTF8')), 'hex'), 'UTF8')), 'hex')"),
+            fn % (s, "num(x text, pos int, len int)", "bigint", "sql",
+                  "SELECT ('x' || lpad(substr(x, pos, len), 16, '0'))::bit(64)::bigint"),
+            fn % (s, "luhn_digit(p text)", "text", "plpgsql",
+                  "DECLARE total int := 0; d int; BEGIN FOR i IN 0 .. length(p) - 1 LOOP "
+                  "d := ascii(substr(p, length(p) - i, 1)) - 48; IF i % 2 = 0 THEN d := d * 2; "
+                  "IF d > 9 THEN d := d - 9; END IF; END IF; total := total + d; END LOOP; "
+                  "RETURN ((10 - total % 10) % 10)::text; END"),
+            fn % (s, "luhn_ok(d text)", "int", "sql",
+                  "SELECT (length(d) BETWEEN 13 AND 19 AND %s.luhn_digit(left(d, length(d) - 1)) = right(d, 1))::int"
+                  % s),
+            fn % (s, "email(v text)", "text", "sql", "SELECT 'user.' || left(%s.h(v), 16) || '@example.com'" % s),
+            fn % (s, "name(v text)", "text", "sql",
+                  "SELECT (%s)[1 + %s.num(x, 1, 4) %% %d] || ' ' || (%s)[1 + %s.num(x, 5, 4) %% %d] "
+                  "FROM (SELECT %s.h(v) AS x) AS k WHERE v IS NOT NULL"
+                  % (_array(FIRST_NAMES), s, len(FIRST_NAMES), _array(LAST_NAMES), s, len(LAST_NAMES), s)),
+            fn % (s, "phone(v text)", "text", "sql",
+                  "SELECT '+1 555 ' || lpad((%s.num(%s.h(v), 1, 8) %% 10000000)::text, 7, '0')" % (s, s)),
+            fn % (s, "credit_card(v text)", "text", "sql",
+                  "SELECT p || %s.luhn_digit(p) FROM (SELECT '4' || lpad((%s.num(%s.h(v), 1, 13) "
+                  "%% 100000000000000)::text, 14, '0') AS p) AS k WHERE v IS NOT NULL" % (s, s, s)),
+            fn % (s, "ip(v text)", "text", "sql",
+                  "SELECT '10.' || %s.num(x, 1, 2) || '.' || %s.num(x, 3, 2) || '.' || %s.num(x, 5, 2) "
+                  "FROM (SELECT %s.h(v) AS x) AS k WHERE v IS NOT NULL" % (s, s, s, s)),
+            fn % (s, "text(v text)", "text", "sql",
+                  "SELECT left('Lorem ipsum ' || left(%s.h(v), 8) || ' ' || %s, greatest(char_length(v), 8))"
+                  % (s, quote_literal(LOREM))),
+            ""])
+
+    def session_sql(self, key):
+        # replica: neither foreign keys nor the tables' own triggers fire while masking.
+        return "SET myaas.key = %s;\nSET session_replication_role = replica;\n" % quote_literal(key)
+
+    def expression(self, column, transform):
+        s, c = quote_ident(SCHEMA), quote_ident(column.name)
+        if transform == "null":
+            return "NULL"
+        if transform.startswith("fixed:"):
+            return "CASE WHEN %s IS NULL THEN NULL ELSE %s END::%s" % (
+                c, quote_literal(transform[len("fixed:"):]), column.sql_type)
+        if transform == "date":
+            return "(%s + ((%s.num(%s.h(%s::text), 1, 4) %% 365) - 182) * interval '1 day')::%s" % (
+                c, s, s, c, column.sql_type)
+        expr = "%s.%s(%s::text)" % (s, "h" if transform == "hash" else transform, c)
+        if transform in ("hash", "text") and column.max_length:
+            expr = "left(%s, %d)" % (expr, column.max_length)
+        return "%s::%s" % (expr, column.sql_type)
+
+    def update_sql(self, table_columns):
+        column = table_columns[0][0]
+        return "UPDATE %s SET %s;\n" % (self.table(column), ", ".join(
+            "%s = %s" % (quote_ident(col.name), self.expression(col, transform)) for col, transform in table_columns))
+
+    def truncate_sql(self, column):
+        return "TRUNCATE TABLE %s;\n" % self.table(column)
+
+    def rebuild_sql(self, column):
+        # New files for the table, its TOAST table and indexes; the old ones
+        # are emptied at commit and unlinked at the next checkpoint.
+        return "VACUUM FULL %s;\nANALYZE %s;\n" % (self.table(column), self.table(column))
+
+    def update_triggers_sql(self, table_keys):
+        del table_keys
+        return None   # session_replication_role keeps them quiet
+
+    def import_args(self):
+        return []
+
+    def after_shutdown_script(self):
+        # After the clean shutdown: a new, empty WAL; the segments that saw the
+        # original rows (recycled ones too) are deleted.
+        return ('for bin in /usr/lib/postgresql/*/bin; do [ -x "$bin/pg_resetwal" ] && PATH=$bin:$PATH; done; '
+                'exec pg_resetwal --pgdata="$1"')
+
+    def drop_sql(self):
+        return "DROP SCHEMA IF EXISTS %s CASCADE;\n" % quote_ident(SCHEMA)
+
+    def scrub_sql(self):
+        # Column statistics may hold sampled values: the tables were analysed
+        # again after masking, and the catalog is rewritten without the old rows.
+        return ("DROP SCHEMA IF EXISTS %s CASCADE;\nVACUUM FULL pg_catalog.pg_statistic;\nCHECKPOINT;\n"
+                % quote_ident(SCHEMA))
+
+    def count_sql(self, tables):
+        return " UNION ALL ".join("SELECT %s, count(*) FROM %s" % (quote_literal(key), self.table(column))
+                                  for key, column in tables)

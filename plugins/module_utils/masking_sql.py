@@ -1,0 +1,188 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The SQL that classifies, masks and counts inside an import server, per engine.
+
+Every transform is a function of a keyed hash of the original value: SHA-256
+of the pool's key and of SHA-256 of the key and the value's UTF-8 bytes, in
+both engines, so one original value gets one replacement everywhere in a pool
+and in every later import. The key reaches the server only as a session
+variable on the client's stdin. The helper functions live in a scratch schema
+(``myaas_masking``) that is dropped before the template is frozen; they hold
+no value and no key.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.myaas.myaas.plugins.module_utils.engine import quote_identifier, quote_sql_string
+
+SCHEMA = "myaas_masking"
+SAMPLE_ROWS = 1000
+FIRST_NAMES = ("Alex", "Anna", "Ben", "Clara", "David", "Elena", "Felix", "Greta", "Hugo", "Ida", "Jonas", "Karla",
+               "Liam", "Mara", "Noah", "Olga", "Paul", "Rosa", "Sami", "Tara", "Umar", "Vera", "Will", "Yara")
+LAST_NAMES = ("Adler", "Berg", "Costa", "Dahl", "Engel", "Fischer", "Garcia", "Hansen", "Ito", "Jansen", "Kova",
+              "Lind", "Moreau", "Novak", "Olsen", "Park", "Quinn", "Rossi", "Silva", "Tanaka", "Ueda", "Vogel")
+LOREM = ("dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna "
+         "aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo.")
+# What the classifier looks for in values, also inside free text. No
+# backslashes: the patterns are SQL literals in both dialects.
+PATTERNS = {
+    "email": "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+([.][A-Za-z0-9-]+)*[.][A-Za-z]{2,}",
+    "phone": "([+][0-9]{1,3}[ .-]?)?[(]?[0-9]{2,4}[)]?[ .-][0-9]{3,4}[ .-]?[0-9]{3,4}",
+    "card": "[0-9](?:[ -]?[0-9]){12,18}",
+    "iban": "(AT|BE|CH|CZ|DE|DK|ES|FI|FR|GB|IE|IT|LU|NL|NO|PL|PT|SE)[0-9]{2}( ?[A-Z0-9]{4}){3,7}",
+    "ip": "(^|[^0-9.])((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])[.]){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+          "([^0-9.]|$)",
+}
+# Kinds of column: those values are sampled from, and those the date transform takes.
+TEXT, DATE, OTHER = "text", "date", "other"
+# Transforms that write text, so they need a text column.
+TEXT_TRANSFORMS = ("email", "name", "phone", "credit_card", "ip", "text", "hash")
+
+
+def sql_list(values):
+    return ", ".join(quote_sql_string(value) for value in values)
+
+
+class Column:
+    """A column of the template as the classifier and the masker see it."""
+
+    def __init__(self, database, schema, table, name, sql_type, kind, max_length):
+        self.database, self.schema, self.table, self.name = database, schema, table, name
+        self.sql_type, self.kind, self.max_length = sql_type, kind, max_length
+
+    @property
+    def key(self):
+        """How rules name it: database.table.column (MariaDB), schema.table.column (PostgreSQL)."""
+        return "%s.%s.%s" % (self.schema, self.table, self.name)
+
+    @property
+    def table_key(self):
+        return "%s.%s" % (self.schema, self.table)
+
+
+class MariaDBMasking:
+    quote = staticmethod(quote_identifier)
+    per_database = False   # one server-wide session covers every database
+
+    def columns_sql(self, databases):
+        return ("SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, "
+                "COALESCE(c.CHARACTER_MAXIMUM_LENGTH, 0) FROM information_schema.COLUMNS c "
+                "JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
+                "WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_SCHEMA IN (%s) "
+                "ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION" % sql_list(databases))
+
+    def column(self, database, fields):
+        schema, table, name, data_type, length = fields
+        kind = TEXT if data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext") else (
+            DATE if data_type in ("date", "datetime", "timestamp") else OTHER)
+        return Column(database, schema, table, name, data_type, kind, int(length) if length.isdigit() else 0)
+
+    def table(self, column):
+        return "%s.%s" % (self.quote(column.schema), self.quote(column.table))
+
+    def matches(self, expr, kind):
+        # (?-i): MariaDB's REGEXP follows the column's collation, mostly case-insensitive.
+        return "%s REGEXP %s" % (expr, quote_sql_string(("(?-i)" if kind == "iban" else "") + PATTERNS[kind]))
+
+    def card_digits(self, expr):
+        return "REGEXP_REPLACE(REGEXP_SUBSTR(%s, %s), '[^0-9]', '')" % (expr, quote_sql_string(PATTERNS["card"]))
+
+    def setup_sql(self):
+        s = self.quote(SCHEMA)
+        names = lambda values: ", ".join(quote_sql_string(value) for value in values)  # noqa: E731
+        return "\n".join([
+            "DROP DATABASE IF EXISTS %s;" % s, "CREATE DATABASE %s;" % s, "DELIMITER //",
+            "CREATE FUNCTION %s.h(v LONGTEXT) RETURNS CHAR(64) CHARSET ascii DETERMINISTIC "
+            "RETURN SHA2(CONCAT(@myaas_key, SHA2(CONCAT(@myaas_key, v), 256)), 256)//" % s,
+            "CREATE FUNCTION %s.num(x CHAR(64), pos INT, len INT) RETURNS BIGINT UNSIGNED DETERMINISTIC "
+            "RETURN CONV(SUBSTR(x, pos, len), 16, 10)//" % s,
+            "CREATE FUNCTION %s.luhn_digit(p VARCHAR(40)) RETURNS CHAR(1) DETERMINISTIC BEGIN "
+            "DECLARE total INT DEFAULT 0; DECLARE i INT DEFAULT 0; DECLARE d INT; "
+            "WHILE i < CHAR_LENGTH(p) DO SET d = ASCII(SUBSTR(p, CHAR_LENGTH(p) - i, 1)) - 48; "
+            "IF i %% 2 = 0 THEN SET d = d * 2; IF d > 9 THEN SET d = d - 9; END IF; END IF; "
+            "SET total = total + d; SET i = i + 1; END WHILE; "
+            "RETURN CAST((10 - total %% 10) %% 10 AS CHAR); END//" % s,
+            "CREATE FUNCTION %s.luhn_ok(d VARCHAR(40)) RETURNS INT DETERMINISTIC "
+            "RETURN CHAR_LENGTH(d) BETWEEN 13 AND 19 AND %s.luhn_digit(LEFT(d, CHAR_LENGTH(d) - 1)) = RIGHT(d, 1)//"
+            % (s, s),
+            "CREATE FUNCTION %s.email(v LONGTEXT) RETURNS VARCHAR(64) DETERMINISTIC "
+            "RETURN CONCAT('user.', LEFT(%s.h(v), 16), '@example.com')//" % (s, s),
+            "CREATE FUNCTION %s.name(v LONGTEXT) RETURNS VARCHAR(64) DETERMINISTIC BEGIN "
+            "DECLARE x CHAR(64) DEFAULT %s.h(v); IF v IS NULL THEN RETURN NULL; END IF; "
+            "RETURN CONCAT(ELT(1 + %s.num(x, 1, 4) %% %d, %s), ' ', ELT(1 + %s.num(x, 5, 4) %% %d, %s)); END//"
+            % (s, s, s, len(FIRST_NAMES), names(FIRST_NAMES), s, len(LAST_NAMES), names(LAST_NAMES)),
+            "CREATE FUNCTION %s.phone(v LONGTEXT) RETURNS VARCHAR(20) DETERMINISTIC "
+            "RETURN CONCAT('+1 555 ', LPAD(%s.num(%s.h(v), 1, 8) %% 10000000, 7, '0'))//" % (s, s, s),
+            "CREATE FUNCTION %s.credit_card(v LONGTEXT) RETURNS VARCHAR(16) DETERMINISTIC BEGIN "
+            "DECLARE p VARCHAR(15); IF v IS NULL THEN RETURN NULL; END IF; "
+            "SET p = CONCAT('4', LPAD(%s.num(%s.h(v), 1, 13) %% 100000000000000, 14, '0')); "
+            "RETURN CONCAT(p, %s.luhn_digit(p)); END//" % (s, s, s, s),
+            "CREATE FUNCTION %s.ip(v LONGTEXT) RETURNS VARCHAR(15) DETERMINISTIC BEGIN "
+            "DECLARE x CHAR(64) DEFAULT %s.h(v); IF v IS NULL THEN RETURN NULL; END IF; "
+            "RETURN CONCAT('10.', %s.num(x, 1, 2), '.', %s.num(x, 3, 2), '.', %s.num(x, 5, 2)); END//"
+            % (s, s, s, s, s),
+            "CREATE FUNCTION %s.text(v LONGTEXT) RETURNS LONGTEXT DETERMINISTIC "
+            "RETURN LEFT(CONCAT('Lorem ipsum ', LEFT(%s.h(v), 8), ' ', %s), GREATEST(CHAR_LENGTH(v), 8))//"
+            % (s, s, quote_sql_string(LOREM)),
+            "DELIMITER ;", ""])
+
+    def session_sql(self, key):
+        # Masking must not fire the tables' foreign keys (both sides of a join
+        # are masked alike, one after the other).
+        return "SET @myaas_key = %s;\nSET FOREIGN_KEY_CHECKS = 0;\n" % quote_sql_string(key)
+
+    def expression(self, column, transform):
+        s, c = self.quote(SCHEMA), self.quote(column.name)
+        if transform == "null":
+            return "NULL"
+        if transform.startswith("fixed:"):
+            return "IF(%s IS NULL, NULL, %s)" % (c, quote_sql_string(transform[len("fixed:"):]))
+        if transform == "date":
+            return "DATE_ADD(%s, INTERVAL CAST(%s.num(%s.h(%s), 1, 4) %% 365 AS SIGNED) - 182 DAY)" % (c, s, s, c)
+        expr = "%s.%s(%s)" % (s, "h" if transform == "hash" else transform, c)
+        if transform in ("hash", "text") and column.max_length:
+            expr = "LEFT(%s, %d)" % (expr, column.max_length)
+        return expr
+
+    def update_sql(self, table_columns):
+        column = table_columns[0][0]
+        return "UPDATE %s SET %s;\n" % (self.table(column), ", ".join(
+            "%s = %s" % (self.quote(col.name), self.expression(col, transform)) for col, transform in table_columns))
+
+    def truncate_sql(self, column):
+        return "TRUNCATE TABLE %s;\n" % self.table(column)
+
+    def rebuild_sql(self, column):
+        # A new tablespace file: old row versions and index entries go with the old file.
+        return "ALTER TABLE %s FORCE;\n" % self.table(column)
+
+    def update_triggers_sql(self, table_keys):
+        return ("SELECT CONCAT(EVENT_OBJECT_SCHEMA, '.', EVENT_OBJECT_TABLE, '.', TRIGGER_NAME) "
+                "FROM information_schema.TRIGGERS WHERE EVENT_MANIPULATION = 'UPDATE' AND "
+                "CONCAT(EVENT_OBJECT_SCHEMA, '.', EVENT_OBJECT_TABLE) IN (%s)" % sql_list(table_keys))
+
+    def import_args(self):
+        # Freed pages and purged records are overwritten with zeros, so old row
+        # versions and undo records of masked values do not stay in the files;
+        # no column statistics (which hold values) are collected.
+        return ["--innodb-immediate-scrub-data-uncompressed=ON", "--use-stat-tables=never"]
+
+    def after_shutdown_script(self):
+        return None
+
+    def drop_sql(self):
+        return "DROP DATABASE IF EXISTS %s;\n" % self.quote(SCHEMA)
+
+    def scrub_sql(self):
+        # Wait until purge removed every old row version (freed pages are
+        # zero-filled by innodb_immediate_scrub_data_uncompressed), then give
+        # InnoDB a new redo log twice over, so the log file that saw the
+        # original rows is deleted and the final one has the usual size.
+        return ("DROP DATABASE IF EXISTS %s;\nSET GLOBAL innodb_max_purge_lag_wait = 0;\n"
+                "SET GLOBAL innodb_log_file_size = @@innodb_log_file_size + 1048576;\n"
+                "SET GLOBAL innodb_log_file_size = @@innodb_log_file_size - 1048576;\n" % self.quote(SCHEMA))
+
+    def count_sql(self, tables):
+        return " UNION ALL ".join("SELECT %s, COUNT(*) FROM %s" % (quote_sql_string(key), self.table(column))
+                                  for key, column in tables)
+

@@ -1,0 +1,240 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What an import must pass before its data may go live, run inside the import server.
+
+In order, after the dump and the post-import SQL:
+1. classify every column: personal by its name, or by a sample of its values;
+2. with masking rules: fail on any personal column no rule covers, then mask
+   (set-based, in the server), truncate, rebuild what was masked and scrub;
+3. count every table's rows exactly, and fail on a table that shrank by more
+   than max_shrink since the current generation;
+4. run the ``checks`` queries, each of which must return one true value.
+Any failure raises MyaasError, and the importer discards the new generation.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.myaas.myaas.plugins.module_utils import masking_rules
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.masking_pg import PostgreSQLMasking
+from ansible_collections.myaas.myaas.plugins.module_utils.masking_sql import (
+    DATE, SAMPLE_ROWS, SCHEMA, TEXT, TEXT_TRANSFORMS, MariaDBMasking)
+
+TRUE_VALUES = ("1", "t", "true")
+VALUE_KINDS = ("email", "phone", "card", "iban", "ip")
+
+
+def dialect(engine):
+    if engine.name == "mariadb":
+        return MariaDBMasking()
+    if engine.name == "postgresql":
+        return PostgreSQLMasking()
+    return None
+
+
+def value_kinds(counts):
+    """Kinds of personal data a column's sample showed: counts of email, phone, card, valid card, iban, ip."""
+    email, phone, card, valid, iban, ip = counts
+    found = [kind for kind, count in (("email", email), ("phone", phone), ("iban", iban), ("ip", ip)) if count]
+    # Long digit runs are common (ids, barcodes); one in ten passes Luhn by chance.
+    if valid and 2 * valid >= card:
+        found.append("credit_card")
+    return found
+
+
+def shrunk_tables(old, new, max_shrink, truncated):
+    """Tables that lost more than max_shrink of their rows: [(table, old count, new count)]."""
+    lost = []
+    for table, count in sorted((old or {}).items()):
+        now = new.get(table, 0)
+        if table not in truncated and count > 0 and now < count * (1 - max_shrink):
+            lost.append((table, count, now))
+    return lost
+
+
+class TemplateChecks:
+    def __init__(self, docker, engine, container, databases, params):
+        self.docker, self.engine, self.container = docker, engine, container
+        self.databases, self.params = databases, params
+        self.sql = dialect(engine)
+
+    def run(self, rules, key, current_counts, max_shrink, checks, database):
+        """Classify, mask (with rules), count and check; the report that goes into the metadata."""
+        columns = self.columns()
+        findings = self.classify(columns)
+        report = {"personal_columns": findings, "masking": None}
+        if rules is None:
+            for scope in self._scopes():
+                self._run(scope, self.sql.drop_sql())
+        else:
+            self.check_coverage(rules, columns, findings)
+            report["masking"] = self.mask(rules, columns, key)
+        counts = self.row_counts(columns)
+        lost = shrunk_tables(current_counts, counts, max_shrink, set(rules["truncate"]) if rules else set())
+        if lost:
+            raise MyaasError("%s since the current generation, more than max_shrink (%g%%) allows; a broken or "
+                             "partial dump is the usual cause. If the change is real, import once with max_shrink: "
+                             "1.0." % ("; ".join("table %s went from %d to %d rows" % item for item in lost),
+                                       100 * max_shrink), shrunk_tables=[item[0] for item in lost])
+        report["row_counts"] = counts
+        report["checks"] = self.run_checks(checks, database)
+        return report
+
+    # -- talking to the import server ------------------------------------
+    def _run(self, database, script, secret=None):
+        try:
+            return self.docker.exec(self.container, self.engine.local_client(database), data=script,
+                                    user=self.engine.exec_user)[1]
+        except MyaasError as exc:
+            if secret:
+                exc.msg = exc.msg.replace(secret, "********")
+            raise
+
+    def _rows(self, database, sql):
+        out = self.docker.exec(self.container, self.engine.query_argv(sql, database), user=self.engine.exec_user)[1]
+        return [line.split("\t") for line in out.splitlines() if line.strip()]
+
+    def _scopes(self):
+        """Where the dialect works: each database (PostgreSQL), or one session for all (MariaDB)."""
+        return self.databases if self.sql.per_database else [None]
+
+    # -- 1. classify --------------------------------------------------------
+    def columns(self):
+        found = []
+        for database in self._scopes():
+            for fields in self._rows(database, self.sql.columns_sql(self.databases)):
+                found.append(self.sql.column(database, fields))
+        return found
+
+    def classify(self, columns):
+        """[{column, why, suggest}] for every column that looks personal."""
+        by_values = self._sample(columns)
+        findings = []
+        for column in columns:
+            why, suggest = [], None
+            by_name = masking_rules.personal_by_name(column.name)
+            if by_name and column.kind != "other":
+                why.append("its name")
+                suggest = by_name if (by_name == "date") == (column.kind == DATE) else "text"
+            kinds = by_values.get(column, [])
+            if kinds:
+                why.append("values like %s" % ", ".join(kinds))
+                suggest = suggest or masking_rules.VALUE_KINDS.get(kinds[0], "text")
+            if why:
+                findings.append({"column": column.key, "why": why, "suggest": suggest})
+        return findings
+
+    def _sample(self, columns):
+        tables = {}
+        for column in columns:
+            if column.kind == TEXT:
+                tables.setdefault((column.database, column.table_key), []).append(column)
+        if not tables:
+            return {}
+        for database in self._scopes():
+            self._run(database, self.sql.setup_sql())
+        found = {}
+        for (database, _key), table_columns in sorted(tables.items(), key=lambda item: str(item[0])):
+            picks = []
+            for column in table_columns:
+                quoted = self.sql.quote(column.name)
+                picks += ["SUM(%s)" % self.sql.matches(quoted, kind) for kind in ("email", "phone", "card")]
+                picks.append("SUM(%s.luhn_ok(%s))" % (self.sql.quote(SCHEMA), self.sql.card_digits(quoted)))
+                picks += ["SUM(%s)" % self.sql.matches(quoted, kind) for kind in ("iban", "ip")]
+            sample = "SELECT %s FROM (SELECT %s FROM %s LIMIT %d) AS sample" % (
+                ", ".join(picks), ", ".join(self.sql.quote(column.name) for column in table_columns),
+                self.sql.table(table_columns[0]), SAMPLE_ROWS)
+            row = self._rows(database, sample)[0]
+            counts = [int(value) if value.strip().isdigit() else 0 for value in row]
+            for index, column in enumerate(table_columns):
+                kinds = value_kinds(counts[6 * index:6 * index + 6])
+                if kinds:
+                    found[column] = kinds
+        return found
+
+    # -- 2. mask ---------------------------------------------------------------
+    def check_coverage(self, rules, columns, findings):
+        by_key = dict((column.key, column) for column in columns)
+        masking_rules.check_names(rules, by_key)
+        wrong = ["%s is a %s column; %s needs %s" % (name, by_key[name].sql_type, transform,
+                                                    "a date or time column" if transform == "date" else "text")
+                 for name, transform in rules["columns"].items()
+                 if (transform == "date" and by_key[name].kind != DATE)
+                 or (transform in TEXT_TRANSFORMS and by_key[name].kind != TEXT)]
+        if wrong:
+            raise MyaasError("The masking rules do not fit the columns: %s. Choose another transform "
+                             "(null or fixed:VALUE fit any column)." % "; ".join(wrong))
+        uncovered = [finding for finding in findings if not masking_rules.covered(rules, finding["column"])]
+        if uncovered:
+            raise MyaasError(
+                "%d column(s) look personal and no masking rule covers them: %s. Masking fails closed: mask them, "
+                "truncate their tables, or keep them with a reason. Rules to review and paste:\n%s"
+                % (len(uncovered), ", ".join("%s (%s)" % (finding["column"], ", ".join(finding["why"]))
+                                             for finding in uncovered), masking_rules.snippet(uncovered)),
+                uncovered=[finding["column"] for finding in uncovered], rules_snippet=masking_rules.snippet(uncovered))
+
+    def mask(self, rules, columns, key):
+        """Mask, truncate, rebuild and scrub in the server; returns what was done to each column."""
+        by_key = dict((column.key, column) for column in columns)
+        started = time.monotonic()
+        for database in self._scopes():
+            self._run(database, self.sql.setup_sql())
+            in_scope = lambda name: by_key[name].database == database  # noqa: E731
+            tables = {}
+            for name, transform in sorted(rules["columns"].items()):
+                if name in by_key and in_scope(name) and by_key[name].table_key not in rules["truncate"]:
+                    tables.setdefault(by_key[name].table_key, []).append((by_key[name], transform))
+            truncate = [column for column in columns
+                        if column.table_key in rules["truncate"] and in_scope(column.key) and column.key in by_key]
+            truncate = list(dict((column.table_key, column) for column in truncate).values())
+            triggers_sql = self.sql.update_triggers_sql(sorted(tables))
+            triggers = self._rows(database, triggers_sql) if tables and triggers_sql else []
+            if triggers:
+                raise MyaasError("Tables to mask have UPDATE triggers, which would fire while masking: %s. Drop them "
+                                 "in post_import_sql, or truncate the tables they write." % ", ".join(
+                                     row[0] for row in triggers))
+            script = self.sql.session_sql(key)
+            script += "".join(self.sql.update_sql(table_columns) for _table, table_columns in sorted(tables.items()))
+            script += "".join(self.sql.truncate_sql(column) for column in truncate)
+            script += "".join(self.sql.rebuild_sql(table_columns[0][0]) for _table, table_columns in
+                              sorted(tables.items()))
+            self._run(database, script, secret=key)
+            self._run(database, self.sql.scrub_sql())
+        return {
+            "columns": dict(sorted(rules["columns"].items())),
+            "truncated": rules["truncate"],
+            "kept": rules["keep"],
+            "rules_sha256": masking_rules.rules_hash(rules),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+    # -- 3. count, 4. check ------------------------------------------------------
+    def row_counts(self, columns):
+        counts = {}
+        for database in self._scopes():
+            tables = {}
+            for column in columns:
+                if column.database == database:
+                    tables.setdefault(column.table_key, column)
+            names = sorted(tables.items())
+            for start in range(0, len(names), 200):
+                for key, count in self._rows(database, self.sql.count_sql(names[start:start + 200])):
+                    prefix = "" if database in (None, self.databases[0]) else database + "/"
+                    counts[prefix + key] = int(count)
+        return counts
+
+    def run_checks(self, queries, database):
+        report = []
+        for query in queries:
+            rc, out, err = self.docker.exec(self.container, self.engine.query_argv(query, database), check=False,
+                                            user=self.engine.exec_user)
+            lines = [line for line in out.splitlines() if line.strip()]
+            passed = rc == 0 and len(lines) == 1 and lines[0].strip().lower() in TRUE_VALUES
+            returned = (err.strip() or out.strip())[-500:] if rc else out.strip()[-500:]
+            if not passed:
+                raise MyaasError("The check %r %s, not one true value: %s" % (
+                    query, "failed" if rc else "returned", returned or "no rows"), failed_check=query)
+            report.append({"sql": query, "returned": returned, "passed": True})
+        return report
