@@ -33,6 +33,11 @@ def list_templates(pool):
             "owner": meta.get("owner"),
             "generations": [dict(record, origin=origin(record)) for record in kept(meta)],
             "bytes": meta.get("size_bytes"),
+            # Per template's current generation; each generation's own are in generations.
+            "masking": meta.get("masking"),
+            "row_counts": meta.get("row_counts"),
+            "checks": meta.get("checks"),
+            "personal_columns": meta.get("personal_columns"),
             "status": "importing" if importing else ("ready" if meta else "missing"),
         })
     return templates

@@ -48,7 +48,7 @@ class PostgreSQLMasking:
 
     def setup_sql(self):
         s = quote_ident(SCHEMA)
-        fn = "CREATE FUNCTION %s.%s RETURNS %s LANGUAGE %s STABLE AS $f$ %s $f$;"
+        fn = "CREATE FUNCTION %s.%s RETURNS %s LANGUAGE %s STABLE STRICT AS $f$ %s $f$;"
         return "\n".join([
             "DROP SCHEMA IF EXISTS %s CASCADE;" % s, "CREATE SCHEMA %s;" % s,
             fn % (s, "h(v text)", "text", "sql",

@@ -75,6 +75,21 @@ templates:
       description: The generations kept on the pool, oldest first, with their import time and source.
       type: list
       elements: dict
+    masking:
+      description: How the current generation was masked (columns and transforms, truncated tables, kept columns
+        with reasons, the rules' sha256); null when it is not masked. Each generation carries its own.
+      type: dict
+    row_counts:
+      description: Exact row count of every table of the current generation.
+      type: dict
+    checks:
+      description: The checks the current generation passed.
+      type: list
+      elements: dict
+    personal_columns:
+      description: Columns that look personal (by name or values), with why and a suggested transform.
+      type: list
+      elements: dict
     origin:
       description: For a branch, the instance (and bookmark, template and generation) its current generation was
         made from; null for an imported template.
