@@ -19,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
+import personal_dump  # noqa: E402  pylint: disable=wrong-import-position
 from rig import PG_IMAGE, provision, run_module, sh, teardown  # noqa: E402  pylint: disable=wrong-import-position
 
 GENERATOR = os.path.join(ROOT, "tools", "make_sample_dump.py")
@@ -145,6 +146,42 @@ def bookmarks_and_branch(rig, template, runs):
             "branch_ratio": int(own[1]) / int(origin[0])}
 
 
+def masking_cost(rig, customers):
+    """Per engine: seconds masking adds per million masked rows, next to the load of the same tables.
+
+    The dump (tests/integration/personal_dump.py) holds the masked and
+    truncated tables and a 50-row table of products, so its load time is the
+    load time of the masked tables.
+    """
+    figures = {}
+    for engine, dialect, extra in (("mariadb", "mysql", {}), ("postgresql", "postgresql",
+                                                            {"engine": "postgresql", "image": PG_IMAGE})):
+        dump = personal_dump.write(os.path.join(rig.base, "personal-%s.sql" % engine), dialect, customers)
+        prefix = "shop" if engine == "mariadb" else "public"
+        columns = {"customer.email": "email", "customer.full_name": "name", "customer.phone": "phone",
+                   "customer.card_number": "credit_card", "customer.notes": "null", "customer.birth_date": "date",
+                   "customer.last_ip": "ip", "customer.contact": "text", "orders.customer_email": "email"}
+        rules = {"columns": dict(("%s.%s" % (prefix, key), value) for key, value in columns.items()),
+                 "truncate": ["%s.audit_log" % prefix], "keep": {"%s.product.name" % prefix: "public"}}
+        plain = rig.template("plain-" + engine, dump, database="shop", **extra)
+        masked = rig.template("masked-" + engine, dump, database="shop", masking=rules, **extra)
+        assert plain["changed"] and masked["changed"], (plain.get("msg"), masked.get("msg"))
+        counts = masked["template"]["row_counts"]
+        masked_rows = counts["%s.customer" % prefix] + counts["%s.orders" % prefix]
+        rows = sum(plain["template"]["row_counts"].values())
+        load = plain["template"]["timings"]["load"]
+        masking = masked["template"]["timings"]["checks_and_masking"] - plain["template"]["timings"]["checks_and_masking"]
+        scrub = masked["template"]["timings"]["shutdown_and_scrub"] - plain["template"]["timings"]["shutdown_and_scrub"]
+        figures[engine] = {"rows": rows, "masked_rows": masked_rows, "load_seconds": load,
+                           "masking_seconds": masking, "scrub_seconds": scrub,
+                           "masking_s_per_million_rows": (masking + scrub) / masked_rows * 1e6,
+                           "load_s_per_million_rows": load / rows * 1e6,
+                           "ratio": (masking + scrub) / load}
+        for name in ("plain-" + engine, "masked-" + engine):
+            rig.template(name, dump, state="absent")
+    return figures
+
+
 def space(rig, template):
     rig.instance("space", template=template)
     sh("sync")
@@ -193,6 +230,7 @@ def run(args):
         figures["concurrency_10"] = {"seconds": seconds, "all_ready_distinct_ports": ok}
         figures["reset"] = resets(rig, args.runs)
         figures["bookmarks"] = bookmarks_and_branch(rig, "large", args.runs)
+        figures["masking"] = masking_cost(rig, args.masked)
     finally:
         teardown(rig, dockerd_was_up)
     return results
@@ -218,6 +256,13 @@ def goals(figures):
         ("10 instances at once", "%.1f s" % figures["concurrency_10"]["seconds"], "<= 10 s, distinct ports",
          figures["concurrency_10"]["seconds"] <= 10 and figures["concurrency_10"]["all_ready_distinct_ports"]),
         ("reset (median)", "%.2f s" % figures["reset"]["median"], "<= 1.5 s", figures["reset"]["median"] <= 1.5),
+        ("masking, MariaDB: added / load of the same tables", "%.2f (%.1f s vs %.1f s per million rows)" % (
+            figures["masking"]["mariadb"]["ratio"], figures["masking"]["mariadb"]["masking_s_per_million_rows"],
+            figures["masking"]["mariadb"]["load_s_per_million_rows"]), "<= 1", figures["masking"]["mariadb"]["ratio"] <= 1),
+        ("masking, PostgreSQL: added / load of the same tables", "%.2f (%.1f s vs %.1f s per million rows)" % (
+            figures["masking"]["postgresql"]["ratio"], figures["masking"]["postgresql"]["masking_s_per_million_rows"],
+            figures["masking"]["postgresql"]["load_s_per_million_rows"]), "<= 1",
+         figures["masking"]["postgresql"]["ratio"] <= 1),
         ("reset to a bookmark, large (median)", "%.2f s" % figures["bookmarks"]["reset_to_bookmark"]["median"],
          "< 2 s", figures["bookmarks"]["reset_to_bookmark"]["median"] < 2),
         ("save a bookmark, large (clean stop, snapshot, start)", "%.2f s" % figures["bookmarks"]["save_seconds"],
@@ -281,12 +326,14 @@ def main():
     parser.add_argument("--runs", type=int, help="runs per figure (default 10, quick 3)")
     parser.add_argument("--small", type=int, help="customers in the small dump (default 45000: ~20 MB)")
     parser.add_argument("--large", type=int, help="customers in the large dump (default 4600000: > 2 GB of SQL)")
+    parser.add_argument("--masked", type=int, help="customers in the masking dump (default 100000; quick 5000)")
     parser.add_argument("--pool-size", help="sparse size of the bench pool (default 40G, quick 8G)")
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "results"))
     args = parser.parse_args()
     args.runs = args.runs or (3 if args.quick else 10)
     args.small = args.small or (2000 if args.quick else 45000)
     args.large = args.large or (20000 if args.quick else 4600000)
+    args.masked = args.masked or (5000 if args.quick else 100000)
     args.pool_size = args.pool_size or ("8G" if args.quick else "40G")
     write(run(args), args.output)
     return 0

@@ -193,6 +193,7 @@ class TemplateManager:
             self.docker.wait_until_answers(container, self.engine.ready_probe(), self.engine.exec_user,
                                            ("start_timeout", params["start_timeout"]), "The import server", 0.25)
             deadline = started + params["import_timeout"]
+            laps = [("start", time.monotonic())]
             engine = self.engine
             if database:
                 self.docker.exec(container, engine.local_client(), data=engine.create_database_sql(database),
@@ -210,15 +211,18 @@ class TemplateManager:
             for script in planned["options"]["post_import_sql"]:
                 dumps.stream_into(script["path"], dumps.detect_format(script["path"]), client,
                                   max(1, deadline - time.monotonic()), engine.error_re)
+            laps.append(("load", time.monotonic()))
             databases = self._databases(container, database, dump_order)
             gate = TemplateChecks(self.docker, engine, container, databases, params)
             report = gate.run(params.get("masking"), self.pool.masking_key() if params.get("masking") else None,
                               (current or {}).get("row_counts"), params["max_shrink"], params.get("checks") or [],
                               database or (databases or [None])[0])
+            laps.append(("checks_and_masking", time.monotonic()))
             definers = self._create_definers(container, databases)
             self._shutdown(container)
             if report["masking"] and gate.sql.after_shutdown_script():
                 self._after_shutdown(gate.sql.after_shutdown_script(), staging, planned["image"], uid, gid)
+            laps.append(("shutdown_and_scrub", time.monotonic()))
             self.pool.set_readonly(staging, True)
             os.rename(staging, planned["path"])
         except BaseException as exc:
@@ -246,6 +250,9 @@ class TemplateManager:
             "row_counts": report["row_counts"],
             "checks": report["checks"],
             "import_seconds": round(seconds, 3),
+            # Seconds per step, so that the slow one is visible: server start, load, checks and masking, shutdown.
+            "timings": dict([("start", round(laps[0][1] - started, 3))] + [
+                (step, round(mark - laps[index][1], 3)) for index, (step, mark) in enumerate(laps[1:])]),
             "rate": int(planned["source"]["bytes"] / seconds) if seconds else 0,
         })
         return self.commit(template, current)

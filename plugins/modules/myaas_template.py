@@ -265,6 +265,10 @@ template:
     imported_at: {description: "When the import finished, UTC, ISO 8601.", type: str}
     import_seconds: {description: Duration of the import., type: float}
     rate: {description: Dump bytes imported per second., type: int}
+    timings:
+      description: Seconds per step of the import - start, load (dump and post-import SQL), checks_and_masking,
+        shutdown_and_scrub.
+      type: dict
     size_bytes: {description: Size of the generation on the pool., type: int}
     options: {description: Import options that decide whether a dump must be imported again., type: dict}
     row_counts:

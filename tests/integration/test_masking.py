@@ -5,11 +5,13 @@ masking leaves the originals in the files, where the search finds them.
 """
 
 import datetime
+import json
 import ipaddress
 import os
 import re
 
 import pytest
+import yaml
 
 from personal_dump import DOMAIN, customer, luhn, originals, write
 from rig import PG_IMAGE, sh
@@ -188,3 +190,25 @@ def test_a_shrunken_table_or_a_failing_check_leaves_the_current_generation_servi
     listed = [entry for entry in rig.info()["templates"] if entry["name"] == "masked-" + engine][0]
     assert listed["masking"]["rules_sha256"] and listed["row_counts"]["%s.customer" % prefix(engine)] == CUSTOMERS
     assert [check["passed"] for check in listed["checks"]] == [True]
+
+
+def test_the_nightly_playbook_reads_rules_beside_the_dump_and_checks_from_a_variable(rig, dumps, workdir):
+    folder = os.path.join(workdir, "dumps")
+    os.makedirs(folder)
+    sh("cp", dumps["mariadb"]["full"], os.path.join(folder, "pbmask.sql"))
+    masking = rules("mariadb")
+    renamed = dict((key, dict((name.replace("shop.", "pbmask.", 1), value) for name, value in masking[key].items()))
+                   for key in ("columns", "keep"))
+    renamed["truncate"] = ["pbmask.audit_log"]
+    with open(os.path.join(folder, "pbmask.masking.yml"), "w", encoding="utf-8") as out:
+        out.write(yaml.safe_dump(renamed))
+    checks = json.dumps({"myaas_checks": {"pbmask": ["SELECT COUNT(*) = 0 FROM audit_log"]}})
+    try:
+        run = rig.playbook("playbooks/import_templates.yml", "-e", "dumps_dir=" + folder, "-e", checks)
+        assert run.returncode == 0, run.stdout[run.stdout.find("failed: [localhost]"):][:3000]
+        made = json.loads(rig.template_json("pbmask"))
+        assert made["masking"]["columns"]["pbmask.customer.email"] == "email"
+        assert made["checks"][0]["sql"] == "SELECT COUNT(*) = 0 FROM audit_log"
+        assert files_holding(made["path"], dumps["needles"]) == []
+    finally:
+        rig.template("pbmask", dumps["mariadb"]["full"], state="absent")
