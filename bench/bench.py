@@ -154,8 +154,8 @@ def masking_cost(rig, customers):
     load time of the masked tables.
     """
     figures = {}
-    for engine, dialect, extra in (("mariadb", "mysql", {}), ("postgresql", "postgresql",
-                                                            {"engine": "postgresql", "image": PG_IMAGE})):
+    flavours = (("mariadb", "mysql", {}), ("postgresql", "postgresql", {"engine": "postgresql", "image": PG_IMAGE}))
+    for engine, dialect, extra in flavours:
         dump = personal_dump.write(os.path.join(rig.base, "personal-%s.sql" % engine), dialect, customers)
         prefix = "shop" if engine == "mariadb" else "public"
         columns = {"customer.email": "email", "customer.full_name": "name", "customer.phone": "phone",

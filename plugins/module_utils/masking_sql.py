@@ -89,7 +89,6 @@ class MariaDBMasking:
 
     def setup_sql(self):
         s = self.quote(SCHEMA)
-        names = lambda values: ", ".join(quote_sql_string(value) for value in values)  # noqa: E731
         return "\n".join([
             "DROP DATABASE IF EXISTS %s;" % s, "CREATE DATABASE %s;" % s, "DELIMITER //",
             "CREATE FUNCTION %s.h(v LONGTEXT) RETURNS CHAR(64) CHARSET ascii DETERMINISTIC "
@@ -110,7 +109,7 @@ class MariaDBMasking:
             "CREATE FUNCTION %s.name(v LONGTEXT) RETURNS VARCHAR(64) DETERMINISTIC BEGIN "
             "DECLARE x CHAR(64) DEFAULT %s.h(v); IF v IS NULL THEN RETURN NULL; END IF; "
             "RETURN CONCAT(ELT(1 + %s.num(x, 1, 4) %% %d, %s), ' ', ELT(1 + %s.num(x, 5, 4) %% %d, %s)); END//"
-            % (s, s, s, len(FIRST_NAMES), names(FIRST_NAMES), s, len(LAST_NAMES), names(LAST_NAMES)),
+            % (s, s, s, len(FIRST_NAMES), sql_list(FIRST_NAMES), s, len(LAST_NAMES), sql_list(LAST_NAMES)),
             "CREATE FUNCTION %s.phone(v LONGTEXT) RETURNS VARCHAR(20) DETERMINISTIC "
             "RETURN CONCAT('+1 555 ', LPAD(%s.num(%s.h(v), 1, 8) %% 10000000, 7, '0'))//" % (s, s, s),
             "CREATE FUNCTION %s.credit_card(v LONGTEXT) RETURNS VARCHAR(16) DETERMINISTIC BEGIN "
@@ -185,4 +184,3 @@ class MariaDBMasking:
     def count_sql(self, tables):
         return " UNION ALL ".join("SELECT %s, COUNT(*) FROM %s" % (quote_sql_string(key), self.table(column))
                                   for key, column in tables)
-

@@ -158,11 +158,12 @@ class TemplateChecks:
     def check_coverage(self, rules, columns, findings):
         by_key = dict((column.key, column) for column in columns)
         masking_rules.check_names(rules, by_key)
-        wrong = ["%s is a %s column; %s needs %s" % (name, by_key[name].sql_type, transform,
-                                                    "a date or time column" if transform == "date" else "text")
-                 for name, transform in rules["columns"].items()
-                 if (transform == "date" and by_key[name].kind != DATE)
-                 or (transform in TEXT_TRANSFORMS and by_key[name].kind != TEXT)]
+        wrong = []
+        for name, transform in sorted(rules["columns"].items()):
+            kind = by_key[name].kind
+            if (transform == "date" and kind != DATE) or (transform in TEXT_TRANSFORMS and kind != TEXT):
+                wrong.append("%s is a %s column; %s needs %s" % (name, by_key[name].sql_type, transform, (
+                    "a date or time column" if transform == "date" else "text")))
         if wrong:
             raise MyaasError("The masking rules do not fit the columns: %s. Choose another transform "
                              "(null or fixed:VALUE fit any column)." % "; ".join(wrong))
@@ -181,13 +182,13 @@ class TemplateChecks:
         started = time.monotonic()
         for database in self._scopes():
             self._run(database, self.sql.setup_sql())
-            in_scope = lambda name: by_key[name].database == database  # noqa: E731
             tables = {}
             for name, transform in sorted(rules["columns"].items()):
-                if name in by_key and in_scope(name) and by_key[name].table_key not in rules["truncate"]:
-                    tables.setdefault(by_key[name].table_key, []).append((by_key[name], transform))
+                column = by_key.get(name)
+                if column and column.database == database and column.table_key not in rules["truncate"]:
+                    tables.setdefault(column.table_key, []).append((column, transform))
             truncate = [column for column in columns
-                        if column.table_key in rules["truncate"] and in_scope(column.key) and column.key in by_key]
+                        if column.table_key in rules["truncate"] and column.database == database]
             truncate = list(dict((column.table_key, column) for column in truncate).values())
             triggers_sql = self.sql.update_triggers_sql(sorted(tables))
             triggers = self._rows(database, triggers_sql) if tables and triggers_sql else []
