@@ -170,13 +170,16 @@ def masking_cost(rig, customers):
         masked_rows = counts["%s.customer" % prefix] + counts["%s.orders" % prefix]
         rows = sum(plain["template"]["row_counts"].values())
         load = plain["template"]["timings"]["load"]
-        masking = masked["template"]["timings"]["checks_and_masking"] - plain["template"]["timings"]["checks_and_masking"]
-        scrub = masked["template"]["timings"]["shutdown_and_scrub"] - plain["template"]["timings"]["shutdown_and_scrub"]
+        # What grows with the rows (mask, rebuild), and what does not: the scrub in the server
+        # and after its shutdown (MariaDB's two redo log resizes, PostgreSQL's pg_resetwal).
+        masking = masked["template"]["masking"]["seconds"]
+        fixed = masked["template"]["masking"]["scrub_seconds"] + (
+            masked["template"]["timings"]["shutdown_and_scrub"] - plain["template"]["timings"]["shutdown_and_scrub"])
         figures[engine] = {"rows": rows, "masked_rows": masked_rows, "load_seconds": load,
-                           "masking_seconds": masking, "scrub_seconds": scrub,
-                           "masking_s_per_million_rows": (masking + scrub) / masked_rows * 1e6,
+                           "masking_seconds": masking, "fixed_scrub_seconds": fixed,
+                           "masking_s_per_million_rows": masking / masked_rows * 1e6,
                            "load_s_per_million_rows": load / rows * 1e6,
-                           "ratio": (masking + scrub) / load}
+                           "ratio": (masking / masked_rows) / (load / rows)}
         for name in ("plain-" + engine, "masked-" + engine):
             rig.template(name, dump, state="absent")
     return figures
@@ -256,13 +259,13 @@ def goals(figures):
         ("10 instances at once", "%.1f s" % figures["concurrency_10"]["seconds"], "<= 10 s, distinct ports",
          figures["concurrency_10"]["seconds"] <= 10 and figures["concurrency_10"]["all_ready_distinct_ports"]),
         ("reset (median)", "%.2f s" % figures["reset"]["median"], "<= 1.5 s", figures["reset"]["median"] <= 1.5),
-        ("masking, MariaDB: added / load of the same tables", "%.2f (%.1f s vs %.1f s per million rows)" % (
-            figures["masking"]["mariadb"]["ratio"], figures["masking"]["mariadb"]["masking_s_per_million_rows"],
-            figures["masking"]["mariadb"]["load_s_per_million_rows"]), "<= 1", figures["masking"]["mariadb"]["ratio"] <= 1),
-        ("masking, PostgreSQL: added / load of the same tables", "%.2f (%.1f s vs %.1f s per million rows)" % (
-            figures["masking"]["postgresql"]["ratio"], figures["masking"]["postgresql"]["masking_s_per_million_rows"],
-            figures["masking"]["postgresql"]["load_s_per_million_rows"]), "<= 1",
-         figures["masking"]["postgresql"]["ratio"] <= 1),
+    ] + [
+        ("masking, %s: per million rows, against their load" % engine,
+         "%.2f (%.1f s vs %.1f s per million rows; plus %.1f s fixed scrub)" % (
+             figures["masking"][engine]["ratio"], figures["masking"][engine]["masking_s_per_million_rows"],
+             figures["masking"][engine]["load_s_per_million_rows"], figures["masking"][engine]["fixed_scrub_seconds"]),
+         "<= 1", figures["masking"][engine]["ratio"] <= 1) for engine in ("mariadb", "postgresql")
+    ] + [
         ("reset to a bookmark, large (median)", "%.2f s" % figures["bookmarks"]["reset_to_bookmark"]["median"],
          "< 2 s", figures["bookmarks"]["reset_to_bookmark"]["median"] < 2),
         ("save a bookmark, large (clean stop, snapshot, start)", "%.2f s" % figures["bookmarks"]["save_seconds"],

@@ -43,6 +43,15 @@ def sql_list(values):
     return ", ".join(quote_sql_string(value) for value in values)
 
 
+def luhn_check_digit(payload, length):
+    """SQL for the Luhn check digit of a ``length``-digit string held in ``payload`` (a user variable)."""
+    terms = []
+    for index in range(length):   # index 0 is the rightmost digit, and it is doubled
+        digit = "SUBSTR(%s, %d, 1)" % (payload, length - index)
+        terms.append("(2 * %s - 9 * (2 * %s > 9))" % (digit, digit) if index % 2 == 0 else "%s" % digit)
+    return "(10 - (%s) %% 10) %% 10" % " + ".join(terms)
+
+
 class Column:
     """A column of the template as the classifier and the masker see it."""
 
@@ -131,14 +140,33 @@ class MariaDBMasking:
         return "SET @myaas_key = %s;\nSET FOREIGN_KEY_CHECKS = 0;\n" % quote_sql_string(key)
 
     def expression(self, column, transform):
-        s, c = self.quote(SCHEMA), self.quote(column.name)
+        # Inline SQL, not the helper functions: a stored function call costs
+        # MariaDB several times the SHA-256 it wraps. @h (and @p) hold the
+        # row's hash while one column's expression is evaluated; IF evaluates
+        # its condition first, so each is set before it is read.
+        c = self.quote(column.name)
+        keyed = "SHA2(CONCAT(@myaas_key, SHA2(CONCAT(@myaas_key, %s), 256)), 256)" % c
+        num = "CONV(SUBSTR(@h, %d, %d), 16, 10)"
         if transform == "null":
             return "NULL"
         if transform.startswith("fixed:"):
             return "IF(%s IS NULL, NULL, %s)" % (c, quote_sql_string(transform[len("fixed:"):]))
         if transform == "date":
-            return "DATE_ADD(%s, INTERVAL CAST(%s.num(%s.h(%s), 1, 4) %% 365 AS SIGNED) - 182 DAY)" % (c, s, s, c)
-        expr = "%s.%s(%s)" % (s, "h" if transform == "hash" else transform, c)
+            return "DATE_ADD(%s, INTERVAL CAST(CONV(SUBSTR(%s, 1, 4), 16, 10) %% 365 AS SIGNED) - 182 DAY)" % (c, keyed)
+        body = {
+            "email": "CONCAT('user.', LEFT(@h, 16), '@example.com')",
+            "hash": "@h",
+            "phone": "CONCAT('+1 555 ', LPAD(%s %% 10000000, 7, '0'))" % (num % (1, 8)),
+            "ip": "CONCAT('10.', %s, '.', %s, '.', %s)" % (num % (1, 2), num % (3, 2), num % (5, 2)),
+            "name": "CONCAT(ELT(1 + %s %% %d, %s), ' ', ELT(1 + %s %% %d, %s))" % (
+                num % (1, 4), len(FIRST_NAMES), sql_list(FIRST_NAMES), num % (5, 4), len(LAST_NAMES),
+                sql_list(LAST_NAMES)),
+            "text": "LEFT(CONCAT('Lorem ipsum ', LEFT(@h, 8), ' ', %s), GREATEST(CHAR_LENGTH(%s), 8))" % (
+                quote_sql_string(LOREM), c),
+            "credit_card": "IF((@p := CONCAT('4', LPAD(%s %% 100000000000000, 14, '0'))) IS NULL, NULL, "
+                           "CONCAT(@p, %s))" % (num % (1, 13), luhn_check_digit("@p", 15)),
+        }[transform]
+        expr = "IF((@h := %s) IS NULL, NULL, %s)" % (keyed, body)
         if transform in ("hash", "text") and column.max_length:
             expr = "LEFT(%s, %d)" % (expr, column.max_length)
         return expr
