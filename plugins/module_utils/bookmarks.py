@@ -50,10 +50,10 @@ def cleanly_stopped(manager, meta):
             # server's recovery, and the stop below is a clean one.
             manager.repair(meta)
             running = None
-    if running is not False:
-        docker.stop(container, STOP_TIMEOUT)
-        verify_clean_stop(docker, container, engine, what)
     try:
+        if running is not False:
+            docker.stop(container, STOP_TIMEOUT)
+            verify_clean_stop(docker, container, engine, what)
         yield
     finally:
         if running:

@@ -47,7 +47,18 @@ def origin(record):
 
 
 def pick(template, generation=None, as_of=None, now=None):
-    """The record of the generation a clone asks for: by number, as of a moment, or the current one."""
+    """The record of the generation a clone asks for: by number, as of a moment, or the current one.
+
+    Once a template is masked, its older unmasked generations are not cloned.
+    """
+    record = _pick(template, generation, as_of, now)
+    if template.get("masking") and not record.get("masking"):
+        raise MyaasError("Generation %d of template %s was imported without masking, and the template is masked "
+                         "now; clone a masked generation." % (record["generation"], template["name"]))
+    return record
+
+
+def _pick(template, generation, as_of, now):
     records = kept(template)
     listing = ", ".join("%d (%s)" % (record["generation"], record["imported_at"]) for record in records) or "none"
     if generation is not None:

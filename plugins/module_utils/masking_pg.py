@@ -27,7 +27,7 @@ class PostgreSQLMasking:
                 "CASE WHEN a.atttypmod > 4 AND t.typcategory = 'S' THEN a.atttypmod - 4 ELSE 0 END "
                 "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid "
-                "WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+                "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped "
                 "AND n.nspname NOT IN ('pg_catalog', 'information_schema', %s) AND n.nspname NOT LIKE 'pg\\_%%' "
                 "ORDER BY 1, 2, a.attnum" % quote_literal(SCHEMA))
 
@@ -101,7 +101,8 @@ class PostgreSQLMasking:
             expr = "left(%s, %d)" % (expr, column.max_length)
         return "%s::%s" % (expr, column.sql_type)
 
-    def update_sql(self, table_columns):
+    def update_sql(self, table_columns, auto_update=()):
+        del auto_update   # MariaDB's; PostgreSQL has no ON UPDATE columns
         column = table_columns[0][0]
         return "UPDATE %s SET %s;\n" % (self.table(column), ", ".join(
             "%s = %s" % (quote_ident(col.name), self.expression(col, transform)) for col, transform in table_columns))

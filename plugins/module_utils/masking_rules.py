@@ -99,7 +99,7 @@ def covered(rules, column):
 
 def check_names(rules, columns):
     """Fail when a rule names a column or table the template does not have (a typo masks nothing)."""
-    tables = set(column.rsplit(".", 1)[0] for column in columns)
+    tables = set(column.rsplit(".", 1)[0] for column in columns)   # columns: their names
     missing = [name for name in list(rules["columns"]) + list(rules["keep"]) if name not in columns]
     missing += [name for name in rules["truncate"] if name not in tables]
     if missing:

@@ -55,9 +55,11 @@ def luhn_check_digit(payload, length):
 class Column:
     """A column of the template as the classifier and the masker see it."""
 
-    def __init__(self, database, schema, table, name, sql_type, kind, max_length):
+    def __init__(self, database, schema, table, name, sql_type, kind, max_length, auto_update=False):
         self.database, self.schema, self.table, self.name = database, schema, table, name
         self.sql_type, self.kind, self.max_length = sql_type, kind, max_length
+        # MariaDB's ON UPDATE CURRENT_TIMESTAMP: an UPDATE must name it to keep its value.
+        self.auto_update = auto_update
 
     @property
     def key(self):
@@ -75,16 +77,17 @@ class MariaDBMasking:
 
     def columns_sql(self, databases):
         return ("SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, "
-                "COALESCE(c.CHARACTER_MAXIMUM_LENGTH, 0) FROM information_schema.COLUMNS c "
+                "COALESCE(c.CHARACTER_MAXIMUM_LENGTH, 0), c.EXTRA LIKE '%%on update%%' FROM information_schema.COLUMNS c "
                 "JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
                 "WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_SCHEMA IN (%s) "
                 "ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION" % sql_list(databases))
 
     def column(self, database, fields):
-        schema, table, name, data_type, length = fields
+        schema, table, name, data_type, length, auto_update = fields
         kind = TEXT if data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext") else (
             DATE if data_type in ("date", "datetime", "timestamp") else OTHER)
-        return Column(database, schema, table, name, data_type, kind, int(length) if length.isdigit() else 0)
+        return Column(database, schema, table, name, data_type, kind, int(length) if length.isdigit() else 0,
+                      auto_update == "1")
 
     def table(self, column):
         return "%s.%s" % (self.quote(column.schema), self.quote(column.table))
@@ -171,10 +174,12 @@ class MariaDBMasking:
             expr = "LEFT(%s, %d)" % (expr, column.max_length)
         return expr
 
-    def update_sql(self, table_columns):
+    def update_sql(self, table_columns, auto_update=()):
         column = table_columns[0][0]
-        return "UPDATE %s SET %s;\n" % (self.table(column), ", ".join(
-            "%s = %s" % (self.quote(col.name), self.expression(col, transform)) for col, transform in table_columns))
+        masked = set(col.name for col, _transform in table_columns)
+        keep = ["%s = %s" % (self.quote(col.name), self.quote(col.name)) for col in auto_update if col.name not in masked]
+        return "UPDATE %s SET %s;\n" % (self.table(column), ", ".join(keep + [
+            "%s = %s" % (self.quote(col.name), self.expression(col, transform)) for col, transform in table_columns]))
 
     def truncate_sql(self, column):
         return "TRUNCATE TABLE %s;\n" % self.table(column)

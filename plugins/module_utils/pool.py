@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import tempfile
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json
@@ -71,15 +72,21 @@ class Pool:
     def masking_key(self):
         """The pool's masking key (made on first use): root-only, never logged, never in argv."""
         path = os.path.join(self.path, MASKING_KEY)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(secrets.token_hex(32) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+        if not os.path.exists(path):
+            # Written whole under another name, then linked into place: two
+            # first imports at once agree on one key, and none reads half of it.
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-key-", dir=self.path)
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as handle:
+                    handle.write(secrets.token_hex(32) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass
+            finally:
+                os.unlink(tmp)
         with open(path, encoding="ascii") as handle:
             key = handle.read().strip()
         if len(key) != 64:

@@ -148,6 +148,11 @@ class TemplateManager:
         self.pool.ensure_layout()
         with self.lock():
             current = read_json(metadata_path(self.pool, self.name))
+            if current and current.get("masking") and params.get("masking") is None:
+                # Fail closed: lost rules (a missing NAME.masking.yml) must not bring production's values back.
+                raise MyaasError("Template %s is masked, and this import has no masking rules; it was not changed. "
+                                 "Give its rules, or remove the template first to import it unmasked."
+                                 % self.name)
             reason = import_reason(current, source, wanted, params["force"], lambda: dumps.file_sha256(src))
             if reason is None:
                 if current["source"] != source and not self.check_mode:

@@ -39,7 +39,8 @@ def parse_moment(value, now):
     """A point in time as a timestamp: ISO 8601 (UTC unless it says otherwise), or a
     duration such as '1d' meaning that long before ``now``."""
     text = str(value).strip()
-    if _TTL_RE.fullmatch(text):
+    # A unit is required: a bare number (2025, 20261124) is more likely a date than seconds.
+    if re.fullmatch(r"\d+\s*[smhdw]", text):
         return now - parse_ttl(text)
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))

@@ -65,7 +65,7 @@ def test_pick_by_number_as_of_a_moment_or_the_current_one(tmp_path):
         pick(template, as_of="2025-01-01", now=NOW)
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2025-13-01", "1 week", "-1d", "2025-11-23T25:00"])
+@pytest.mark.parametrize("value", ["yesterday", "2025-13-01", "1 week", "-1d", "2025-11-23T25:00", "2025", "86400"])
 def test_a_moment_that_is_not_one_says_what_to_give(value):
     with pytest.raises(MyaasError, match="ISO 8601 date"):
         parse_moment(value, NOW)
@@ -150,9 +150,37 @@ def test_a_killed_server_is_started_and_stopped_cleanly_before_its_bookmark(pool
     api.containers_[container_name(pool_dir, "a1")]["State"] = {"Running": False, "ExitCode": 137}
     api.answers["logs"] = b"killed\n"
     api.calls[:] = []
+    calls = len(runner.calls)
     instance_manager(pool_dir, runner, api, state="saved", bookmark="b1")[0].apply()
     # Recovered by a start, stopped cleanly, frozen, and left stopped as it was.
-    assert events(api, runner)[0] == ["start", "stop"]
+    bookmark = os.path.join(pool_dir, "instances", "a1", "bookmarks", "b1")
+    assert events(api, runner, calls) == (["start", "stop"],
+                                          [["-r", os.path.join(pool_dir, "instances", "a1", "data"), bookmark]])
+    assert not api.containers_[container_name(pool_dir, "a1")]["State"]["Running"]
+
+
+def test_a_failed_stop_before_a_bookmark_starts_the_server_again(pool_dir):
+    make_template(pool_dir)
+    runner, api = btrfs_runner(), lifecycle_api(pool_dir)
+    instance_manager(pool_dir, runner, api)[0].apply()
+    name = container_name(pool_dir, "a1")
+
+    def killed_on_stop(container, **_kwargs):
+        api.containers_[container]["State"] = {"Running": False, "ExitCode": 137}
+        api.answers["logs"] = b"killed\n"
+    api.answers["stop"] = killed_on_stop
+    with pytest.raises(MyaasError, match="did not shut down cleanly"):
+        instance_manager(pool_dir, runner, api, state="saved", bookmark="b1")[0].apply()
+    assert api.containers_[name]["State"]["Running"]   # running again, as it was
+    assert not os.path.exists(os.path.join(pool_dir, "instances", "a1", "bookmarks", "b1"))
+
+
+def test_once_masked_older_unmasked_generations_are_not_cloned(tmp_path):
+    template = three_generations(tmp_path)
+    template["generations"][-1]["masking"] = template["masking"] = {"rules_sha256": "x"}
+    assert pick(template, generation=3)["generation"] == 3
+    with pytest.raises(MyaasError, match="imported without masking"):
+        pick(template, generation=2)
 
 
 def test_reset_to_a_bookmark_snapshots_it_and_an_unknown_one_lists_the_others(pool_dir):

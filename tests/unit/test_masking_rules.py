@@ -88,8 +88,33 @@ def test_one_update_per_table_and_every_transform_keeps_nulls_and_fits_the_colum
         '"myaas_masking".email("email"::text)::character varying(190)'
 
 
-def test_the_key_is_only_in_the_session_script():
+class EchoingDocker:
+    """A server that fails the masking script and echoes it back, the worst a client could do."""
+
+    def __init__(self):
+        self.argv = []
+
+    def exec(self, _container, argv, data=None, user=None, check=True):
+        del user, check
+        self.argv.append(list(argv))
+        if data and "UPDATE" in data:
+            raise MyaasError("Command failed: ERROR 1064 near %r" % data)
+        if "information_schema.COLUMNS" in " ".join(argv):
+            return 0, "shop\tcustomer\temail\tvarchar\t190\t0\n", ""
+        return 0, "", ""
+
+
+def test_the_key_is_in_no_argv_no_error_and_no_traceback_when_masking_fails():
+    import traceback
+    from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+    from ansible_collections.myaas.myaas.plugins.module_utils.template_checks import TemplateChecks
     key = "ab" * 32
-    for dialect in (MariaDBMasking(), PostgreSQLMasking()):
-        assert key in dialect.session_sql(key)
-        assert key not in dialect.setup_sql() and key not in dialect.scrub_sql()
+    docker = EchoingDocker()
+    checks = TemplateChecks(docker, get_engine("mariadb"), "c1", ["shop"], {})
+    rules = masking_rules.check_rules({"columns": {"shop.customer.email": "email"}})
+    with pytest.raises(MyaasError) as failed:
+        checks.mask(rules, checks.columns(), key)
+    text = "".join(traceback.format_exception(failed.type, failed.value, failed.tb))
+    assert "ERROR 1064" in failed.value.msg and "********" in failed.value.msg
+    assert key not in failed.value.msg and key not in text and key not in str(failed.value.args)
+    assert not any(key in " ".join(argv) for argv in docker.argv)

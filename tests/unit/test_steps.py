@@ -81,7 +81,7 @@ def import_api(pool):
 
 QUERY_ANSWERS = {"schema_name": b"shop\n", "DISTINCT": b"app@10.0.0.%\n",
                  # The template's one column, and its table's row count.
-                 "c.TABLE_SCHEMA,": b"shop\tt\tid\tint\t0\n", "'shop.t',": b"shop.t\t3\n"}
+                 "c.TABLE_SCHEMA,": b"shop\tt\tid\tint\t0\t0\n", "'shop.t',": b"shop.t\t3\n"}
 
 
 @pytest.fixture
