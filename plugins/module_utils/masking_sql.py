@@ -3,8 +3,8 @@
 """The SQL that classifies, masks and counts inside an import server, per engine.
 
 Every transform is a function of a keyed hash of the original value: SHA-256
-of the pool's key and of SHA-256 of the key and the value's UTF-8 bytes, in
-both engines, so one original value gets one replacement everywhere in a pool
+of the pool's 256-bit key followed by the value's UTF-8 bytes, in both
+engines, so one original value gets one replacement everywhere in a pool
 and in every later import. The key reaches the server only as a session
 variable on the client's stdin. The helper functions live in a scratch schema
 (``myaas_masking``) that is dropped before the template is frozen; they hold
@@ -104,7 +104,7 @@ class MariaDBMasking:
         return "\n".join([
             "DROP DATABASE IF EXISTS %s;" % s, "CREATE DATABASE %s;" % s, "DELIMITER //",
             "CREATE FUNCTION %s.h(v LONGTEXT) RETURNS CHAR(64) CHARSET ascii DETERMINISTIC "
-            "RETURN SHA2(CONCAT(@myaas_key, SHA2(CONCAT(@myaas_key, v), 256)), 256)//" % s,
+            "RETURN SHA2(CONCAT(@myaas_key, v), 256)//" % s,
             "CREATE FUNCTION %s.num(x CHAR(64), pos INT, len INT) RETURNS BIGINT UNSIGNED DETERMINISTIC "
             "RETURN CONV(SUBSTR(x, pos, len), 16, 10)//" % s,
             "CREATE FUNCTION %s.luhn_digit(p VARCHAR(40)) RETURNS CHAR(1) DETERMINISTIC BEGIN "
@@ -148,7 +148,7 @@ class MariaDBMasking:
         # row's hash while one column's expression is evaluated; IF evaluates
         # its condition first, so each is set before it is read.
         c = self.quote(column.name)
-        keyed = "SHA2(CONCAT(@myaas_key, SHA2(CONCAT(@myaas_key, %s), 256)), 256)" % c
+        keyed = "SHA2(CONCAT(@myaas_key, %s), 256)" % c
         num = "CONV(SUBSTR(@h, %d, %d), 16, 10)"
         if transform == "null":
             return "NULL"
