@@ -150,7 +150,8 @@ class Docker:
             code = self._call("wait", lambda: self.api.wait(container, timeout=timeout))["StatusCode"]
             return code, self._call("logs", lambda: self.api.logs(container)).decode("utf-8", "replace")
         finally:
-            self._maybe("remove", lambda: self.api.remove_container(container, force=True))
+            # v: with its anonymous volumes (official images declare VOLUME for the datadir).
+            self._maybe("remove", lambda: self.api.remove_container(container, force=True, v=True))
 
     def account_ids(self, image, account):
         """(uid, gid) of an OS account in an image, asked of a throw-away container."""
