@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engine_postgresql import quote_ident, quote_literal
 from ansible_collections.myaas.myaas.plugins.module_utils.masking_sql import (
-    DATE, FIRST_NAMES, LAST_NAMES, LOREM, OTHER, PATTERNS, SCHEMA, TEXT, Column)
+    DATE, FIRST_NAMES, LAST_NAMES, LOREM, OTHER, PATTERNS, SCHEMA, TEXT, Column, MaskingDialect, declared_length)
 
 
 def _array(values):
     return "ARRAY[%s]" % ", ".join(quote_literal(value) for value in values)
 
 
-class PostgreSQLMasking:
+class PostgreSQLMasking(MaskingDialect):
     quote = staticmethod(quote_ident)
+    literal = staticmethod(quote_literal)
     per_database = True
 
     def columns_sql(self, databases):
@@ -32,12 +33,9 @@ class PostgreSQLMasking:
                 "ORDER BY 1, 2, a.attnum" % quote_literal(SCHEMA))
 
     def column(self, database, fields):
-        schema, table, name, sql_type, category, length = fields
+        schema, table, name, sql_type, category, max_length = fields
         kind = TEXT if category in ("S", "I") or sql_type in ("json", "jsonb") else (DATE if category == "D" else OTHER)
-        return Column(database, schema, table, name, sql_type, kind, int(length) if length.isdigit() else 0)
-
-    def table(self, column):
-        return "%s.%s" % (self.quote(column.schema), self.quote(column.table))
+        return Column(database, schema, table, name, sql_type, kind, declared_length(max_length))
 
     def matches(self, expr, kind):
         return "(%s::text ~ %s)::int" % (expr, quote_literal(PATTERNS[kind]))
@@ -102,15 +100,6 @@ class PostgreSQLMasking:
             expr = "left(%s, %d)" % (expr, column.max_length)
         return "%s::%s" % (expr, column.sql_type)
 
-    def update_sql(self, table_columns, auto_update=()):
-        del auto_update   # MariaDB's; PostgreSQL has no ON UPDATE columns
-        column = table_columns[0][0]
-        return "UPDATE %s SET %s;\n" % (self.table(column), ", ".join(
-            "%s = %s" % (quote_ident(col.name), self.expression(col, transform)) for col, transform in table_columns))
-
-    def truncate_sql(self, column):
-        return "TRUNCATE TABLE %s;\n" % self.table(column)
-
     def rebuild_sql(self, column):
         # New files for the table, its TOAST table and indexes; the old ones
         # are emptied at commit and unlinked at the next checkpoint.
@@ -137,7 +126,3 @@ class PostgreSQLMasking:
         # again after masking, and the catalog is rewritten without the old rows.
         return ("DROP SCHEMA IF EXISTS %s CASCADE;\nVACUUM FULL pg_catalog.pg_statistic;\nCHECKPOINT;\n"
                 % quote_ident(SCHEMA))
-
-    def count_sql(self, tables):
-        return " UNION ALL ".join("SELECT %s, count(*) FROM %s" % (quote_literal(key), self.table(column))
-                                  for key, column in tables)

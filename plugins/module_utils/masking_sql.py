@@ -71,8 +71,49 @@ class Column:
         return "%s.%s" % (self.schema, self.table)
 
 
-class MariaDBMasking:
+def declared_length(text):
+    """A column's maximum length as the catalog prints it; 0 when it has none."""
+    return int(text) if text.isdigit() else 0
+
+
+class MaskingDialect:
+    """What both engines' masking SQL shares; the subclasses differ in quoting and in their catalogs."""
+
+    @staticmethod
+    def quote(name):
+        """An identifier, quoted."""
+        raise NotImplementedError
+
+    @staticmethod
+    def literal(value):
+        """A string literal."""
+        raise NotImplementedError
+
+    def table(self, column):
+        return "%s.%s" % (self.quote(column.schema), self.quote(column.table))
+
+    def expression(self, column, transform):
+        raise NotImplementedError
+
+    def update_sql(self, table_columns, auto_update=()):
+        """One UPDATE for a table's masked columns; ``auto_update`` columns are set to themselves."""
+        column = table_columns[0][0]
+        masked = set(col.name for col, _transform in table_columns)
+        keep = ["%s = %s" % (self.quote(col.name), self.quote(col.name)) for col in auto_update if col.name not in masked]
+        return "UPDATE %s SET %s;\n" % (self.table(column), ", ".join(keep + [
+            "%s = %s" % (self.quote(col.name), self.expression(col, transform)) for col, transform in table_columns]))
+
+    def truncate_sql(self, column):
+        return "TRUNCATE TABLE %s;\n" % self.table(column)
+
+    def count_sql(self, tables):
+        return " UNION ALL ".join("SELECT %s, COUNT(*) FROM %s" % (self.literal(key), self.table(column))
+                                  for key, column in tables)
+
+
+class MariaDBMasking(MaskingDialect):
     quote = staticmethod(quote_identifier)
+    literal = staticmethod(quote_sql_string)
     per_database = False   # one server-wide session covers every database
 
     def columns_sql(self, databases):
@@ -83,14 +124,10 @@ class MariaDBMasking:
                 "ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION" % sql_list(databases))
 
     def column(self, database, fields):
-        schema, table, name, data_type, length, auto_update = fields
+        schema, table, name, data_type, max_length, auto_update = fields
         kind = TEXT if data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext") else (
             DATE if data_type in ("date", "datetime", "timestamp") else OTHER)
-        return Column(database, schema, table, name, data_type, kind, int(length) if length.isdigit() else 0,
-                      auto_update == "1")
-
-    def table(self, column):
-        return "%s.%s" % (self.quote(column.schema), self.quote(column.table))
+        return Column(database, schema, table, name, data_type, kind, declared_length(max_length), auto_update == "1")
 
     def matches(self, expr, kind):
         # (?-i): MariaDB's REGEXP follows the column's collation, mostly case-insensitive.
@@ -174,16 +211,6 @@ class MariaDBMasking:
             expr = "LEFT(%s, %d)" % (expr, column.max_length)
         return expr
 
-    def update_sql(self, table_columns, auto_update=()):
-        column = table_columns[0][0]
-        masked = set(col.name for col, _transform in table_columns)
-        keep = ["%s = %s" % (self.quote(col.name), self.quote(col.name)) for col in auto_update if col.name not in masked]
-        return "UPDATE %s SET %s;\n" % (self.table(column), ", ".join(keep + [
-            "%s = %s" % (self.quote(col.name), self.expression(col, transform)) for col, transform in table_columns]))
-
-    def truncate_sql(self, column):
-        return "TRUNCATE TABLE %s;\n" % self.table(column)
-
     def rebuild_sql(self, column):
         # A new tablespace file: old row versions and index entries go with the old file.
         return "ALTER TABLE %s FORCE;\n" % self.table(column)
@@ -213,7 +240,3 @@ class MariaDBMasking:
         return ("DROP DATABASE IF EXISTS %s;\nSET GLOBAL innodb_max_purge_lag_wait = 0;\n"
                 "SET GLOBAL innodb_log_file_size = @@innodb_log_file_size + 1048576;\n"
                 "SET GLOBAL innodb_log_file_size = @@innodb_log_file_size - 1048576;\n" % self.quote(SCHEMA))
-
-    def count_sql(self, tables):
-        return " UNION ALL ".join("SELECT %s, COUNT(*) FROM %s" % (quote_sql_string(key), self.table(column))
-                                  for key, column in tables)
