@@ -158,11 +158,7 @@ def masking_cost(rig, customers):
     for engine, dialect, extra in flavours:
         dump = personal_dump.write(os.path.join(rig.base, "personal-%s.sql" % engine), dialect, customers)
         prefix = "shop" if engine == "mariadb" else "public"
-        columns = {"customer.email": "email", "customer.full_name": "name", "customer.phone": "phone",
-                   "customer.card_number": "credit_card", "customer.notes": "null", "customer.birth_date": "date",
-                   "customer.last_ip": "ip", "customer.contact": "text", "orders.customer_email": "email"}
-        rules = {"columns": dict(("%s.%s" % (prefix, key), value) for key, value in columns.items()),
-                 "truncate": ["%s.audit_log" % prefix], "keep": {"%s.product.name" % prefix: "public"}}
+        rules = personal_dump.masking_rules(prefix)
         plain = rig.template("plain-" + engine, dump, database="shop", **extra)
         masked = rig.template("masked-" + engine, dump, database="shop", masking=rules, **extra)
         assert plain["changed"] and masked["changed"], (plain.get("msg"), masked.get("msg"))

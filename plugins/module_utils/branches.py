@@ -33,19 +33,20 @@ def _check_target(current, meta, params):
 
 
 def plan(templates, instances, current, bookmark):
-    """The branch's template metadata, as it will be once made."""
+    """(instance metadata, the branch's template metadata as it will be, the bookmark's path or None)."""
     pool = templates.pool
     meta = load_instance_or_fail(pool, instances.name)
     check_access(meta, templates.params, "branch")
     _check_target(current, meta, templates.params)
-    generation = meta["generation"]
+    generation, bookmark_path = meta["generation"], None
     if bookmark:
-        generation = bookmarks.find(instances, meta, bookmark)[0]["generation"]
+        record, bookmark_path = bookmarks.find(instances, meta, bookmark)
+        generation = record["generation"]
     origin = read_json(metadata_path(pool, meta["template"])) or {}
     user = read_json(instances.paths["secret"])["user"]
     inherited = (origin.get("source") or {}).get("accounts", [])
     number = (current["generation"] if current else 0) + 1
-    return meta, {
+    return meta, bookmark_path, {
         "name": templates.name,
         "engine": meta["engine"],
         "image": meta["image"],
@@ -70,7 +71,7 @@ def make_branch(templates, instances, bookmark=None):
         current = read_json(metadata_path(pool, templates.name))
         # pylint: disable-next=protected-access
         with instances._lock():
-            meta, planned = plan(templates, instances, current, bookmark)
+            meta, bookmark_path, planned = plan(templates, instances, current, bookmark)
             if bookmark and current and current["source"] == planned["source"]:
                 # A bookmark never changes: the branch already holds it.
                 return {"changed": False, "template": current, "diff": {"before": current, "after": current}}
@@ -83,8 +84,8 @@ def make_branch(templates, instances, bookmark=None):
             result["removed_leftovers"] = templates.remove_leftovers(current)
             staging = pool.staging_path(templates.name, planned["generation"])
             try:
-                if bookmark:
-                    pool.snapshot(bookmarks.find(instances, meta, bookmark)[1], staging, readonly=True)
+                if bookmark_path:
+                    pool.snapshot(bookmark_path, staging, readonly=True)
                 else:
                     with bookmarks.cleanly_stopped(instances, meta):
                         pool.snapshot(instances.paths["data"], staging, readonly=True)

@@ -37,8 +37,13 @@ def instance_paths(pool, name):
     }
 
 
+def load_instance(pool, name):
+    """An instance's metadata, or None when there is no such instance."""
+    return read_json(instance_paths(pool, name)["meta"])
+
+
 def load_instance_or_fail(pool, name):
-    meta = read_json(instance_paths(pool, name)["meta"])
+    meta = load_instance(pool, name)
     if meta is None:
         raise MyaasError("Instance %s does not exist on pool %s (list them with playbook list_dbs.yml)."
                          % (name, pool.path))
@@ -74,6 +79,10 @@ class CloneSteps:
     def _lock(self, kind="instance", name=None):
         return FileLock(self.pool.lock_path(kind, name or self.name), self.params["lock_timeout"],
                         "%s %s" % (kind.capitalize(), name or self.name))
+
+    def _wanted_generation(self, template):
+        """The record of the generation this run asks for: ``generation``, ``as_of``, else the current one."""
+        return pick(template, self.params.get("generation"), self.params.get("as_of"), self.now())
 
     def _clone_and_start(self, meta, secret, engine, create, bookmark_path=None):
         """Snapshot the template's generation (or a bookmark), start the server, wait for a login.
@@ -131,8 +140,7 @@ class CloneSteps:
         # The importer may retire a generation between our reading of the
         # metadata and the snapshot; read again and retry instead of failing.
         for attempt in range(3):
-            record = pick(load_template(self.pool, template_name), self.params.get("generation"),
-                          self.params.get("as_of"), self.now())
+            record = self._wanted_generation(load_template(self.pool, template_name))
             try:
                 self.pool.snapshot(record["path"], self.paths["data"])
                 return record["generation"], (record.get("source") or {}).get("accounts", [])

@@ -13,6 +13,8 @@ from __future__ import annotations
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso, parse_iso
 
+# What a state does to an instance, as error messages say it.
+VERBS = {"absent": "drop", "stopped": "stop", "saved": "save"}
 # Applied to a running container with `docker update`.
 LIMITS = ("memory", "cpus")
 
@@ -31,7 +33,7 @@ def check_access(meta, params, state):
                          "Ask for another name (or none, to get your own)."
                          % (meta["name"], meta.get("owner"), requester))
     raise MyaasError("Instance %s belongs to %s: only its owner or an admin (myaas_admin=true) may %s it."
-                     % (meta["name"], meta.get("owner"), {"absent": "drop", "stopped": "stop", "saved": "save"}.get(state, state)))
+                     % (meta["name"], meta.get("owner"), VERBS.get(state, state)))
 
 
 def planned_settings(meta, params):

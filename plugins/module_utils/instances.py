@@ -16,12 +16,11 @@ import shutil
 import string
 
 from ansible_collections.myaas.myaas.plugins.module_utils import bookmarks
-from ansible_collections.myaas.myaas.plugins.module_utils.clone import STOP_TIMEOUT, CloneSteps, instance_paths, load_template
+from ansible_collections.myaas.myaas.plugins.module_utils.clone import STOP_TIMEOUT, CloneSteps, load_instance, load_template
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.generations import pick
 from ansible_collections.myaas.myaas.plugins.module_utils.instance_steps import remove_file, run_every, status_diff
 from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import (
-    LIMITS, check_access, planned_settings)
+    LIMITS, VERBS, check_access, planned_settings)
 from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 
@@ -35,10 +34,6 @@ _PASSWORD_ALPHABET = string.ascii_letters + string.digits
 def new_password(length=24):
     # Letters and digits only: the password goes into DSNs and shell commands.
     return "".join(secrets.choice(_PASSWORD_ALPHABET) for _position in range(length))
-
-
-def load_instance(pool, name):
-    return read_json(instance_paths(pool, name)["meta"])
 
 
 def connection(engine, meta, secret):
@@ -81,7 +76,7 @@ class InstanceManager(CloneSteps):
             if meta is None:
                 if state in ("stopped", "saved"):
                     raise MyaasError("Instance %s does not exist; there is nothing to %s."
-                                     % (self.name, {"stopped": "stop", "saved": "save"}[state]))
+                                     % (self.name, VERBS[state]))
                 return self._create()
             wanted = self.params.get("template")
             if wanted and wanted != meta["template"]:
@@ -105,8 +100,7 @@ class InstanceManager(CloneSteps):
     def _check_generation(self, meta):
         if self.params.get("generation") is None and self.params.get("as_of") is None:
             return
-        wanted = pick(load_template(self.pool, meta["template"]), self.params.get("generation"),
-                      self.params.get("as_of"), self.now())["generation"]
+        wanted = self._wanted_generation(load_template(self.pool, meta["template"]))["generation"]
         if wanted != meta.get("generation"):
             raise MyaasError("Instance %s holds generation %s of template %s, not %d. Use state=reset with the same "
                              "generation or as_of to replace its data, or another instance name."
@@ -140,7 +134,7 @@ class InstanceManager(CloneSteps):
         meta = {
             "name": self.name,
             "template": template["name"],
-            "generation": pick(template, params.get("generation"), params.get("as_of"), self.now())["generation"],
+            "generation": self._wanted_generation(template)["generation"],
             "engine": template["engine"],
             "image": template["image"],
             "host": params["public_host"],
@@ -205,8 +199,7 @@ class InstanceManager(CloneSteps):
             record, path = bookmarks.find(self, meta, bookmark)
             meta = dict(meta, generation=record["generation"], bookmark=bookmark, reset_at=iso(self.now()))
         else:
-            record = pick(load_template(self.pool, meta["template"]), self.params.get("generation"),
-                          self.params.get("as_of"), self.now())
+            record = self._wanted_generation(load_template(self.pool, meta["template"]))
             meta = dict(meta, generation=record["generation"], bookmark=None, reset_at=iso(self.now()))
             path = None
         if self.check_mode:

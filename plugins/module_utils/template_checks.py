@@ -23,7 +23,6 @@ from ansible_collections.myaas.myaas.plugins.module_utils.masking_sql import (
     DATE, SAMPLE_ROWS, SCHEMA, TEXT, TEXT_TRANSFORMS, MariaDBMasking)
 
 TRUE_VALUES = ("1", "t", "true")
-VALUE_KINDS = ("email", "phone", "card", "iban", "ip")
 
 
 def dialect(engine):
@@ -60,15 +59,17 @@ class TemplateChecks:
         self.docker, self.engine, self.container = docker, engine, container
         self.databases, self.params = databases, params
         self.sql = dialect(engine)
+        # MySQL 8 is not run on MyAAS's test machines: no classification there, only counts and checks.
+        self.classifies = engine.name != "mysql"
+        self._helpers = set()   # the scopes the helper functions were made in
 
     def run(self, rules, key, current_counts, max_shrink, checks, database):
         """Classify, mask (with rules), count and check; the report that goes into the metadata."""
         columns = self.columns()
-        # MySQL 8 is not run on MyAAS's test machines: no classification there, only counts and checks.
-        findings = self.classify(columns) if self.engine.name != "mysql" else []
+        findings = self.classify(columns) if self.classifies else []
         report = {"personal_columns": findings, "masking": None}
         if rules is None:
-            for scope in self._scopes() if self.engine.name != "mysql" else []:
+            for scope in self._helpers:
                 self._run(scope, self.sql.drop_sql())
         else:
             self.check_coverage(rules, columns, findings)
@@ -99,6 +100,12 @@ class TemplateChecks:
     def _rows(self, database, sql):
         out = self.docker.exec(self.container, self.engine.query_argv(sql, database), user=self.engine.exec_user)[1]
         return [line.split("\t") for line in out.splitlines() if line.strip()]
+
+    def _setup_helpers(self, database):
+        """The helper functions, made once per scope: classification and masking share them."""
+        if database not in self._helpers:
+            self._run(database, self.sql.setup_sql())
+            self._helpers.add(database)
 
     def _scopes(self):
         """Where the dialect works: each database (PostgreSQL), or one session for all (MariaDB)."""
@@ -140,7 +147,7 @@ class TemplateChecks:
         if not tables:
             return {}
         for database in self._scopes():
-            self._run(database, self.sql.setup_sql())
+            self._setup_helpers(database)
         found = {}
         for (database, _key), table_columns in sorted(tables.items(), key=lambda item: str(item[0])):
             picks = []
@@ -185,7 +192,7 @@ class TemplateChecks:
         """Mask, truncate, rebuild and scrub in the server; returns what was done to each column."""
         started, scrubbing = time.monotonic(), 0.0
         for database in self._scopes():
-            self._run(database, self.sql.setup_sql())
+            self._setup_helpers(database)
             tables = {}
             # A PostgreSQL template's databases may share a schema.table.column: a rule masks it in each.
             for column in columns:

@@ -225,8 +225,9 @@ class TemplateManager:
             laps.append(("checks_and_masking", time.monotonic()))
             definers = self._create_definers(container, databases)
             self._shutdown(container)
-            if report["masking"] and gate.sql.after_shutdown_script():
-                self._after_shutdown(gate.sql.after_shutdown_script(), staging, planned["image"], uid, gid)
+            scrub = report["masking"] and gate.sql.after_shutdown_script()
+            if scrub:
+                self._after_shutdown(scrub, staging, planned["image"], uid, gid)
             laps.append(("shutdown_and_scrub", time.monotonic()))
             self.pool.set_readonly(staging, True)
             os.rename(staging, planned["path"])

@@ -70,3 +70,14 @@ def originals(customers, every=7):
         found += [values["email"], values["full_name"].split()[0], values["phone"], values["card_number"],
                   values["contact"], "login " + values["email"]]
     return found
+
+
+def masking_rules(prefix, without=()):
+    """The rules that cover every personal column of the dump; ``prefix`` is the database
+    (MariaDB) or schema (PostgreSQL), ``without`` columns (table.column) to leave out."""
+    columns = {"customer.email": "email", "customer.full_name": "name", "customer.phone": "phone",
+               "customer.card_number": "credit_card", "customer.notes": "null", "customer.birth_date": "date",
+               "customer.last_ip": "ip", "customer.contact": "text", "orders.customer_email": "email"}
+    return {"columns": dict(("%s.%s" % (prefix, key), value) for key, value in columns.items() if key not in without),
+            "truncate": ["%s.audit_log" % prefix],
+            "keep": {"%s.product.name" % prefix: "product names are public"}}

@@ -13,7 +13,7 @@ import re
 import pytest
 import yaml
 
-from personal_dump import DOMAIN, customer, luhn, originals, write
+from personal_dump import DOMAIN, customer, luhn, masking_rules, originals, write
 from rig import PG_IMAGE, sh
 
 CUSTOMERS = 2000
@@ -26,13 +26,7 @@ def prefix(engine):
 
 
 def rules(engine, without=()):
-    p = prefix(engine)
-    columns = {"customer.email": "email", "customer.full_name": "name", "customer.phone": "phone",
-               "customer.card_number": "credit_card", "customer.notes": "null", "customer.birth_date": "date",
-               "customer.last_ip": "ip", "customer.contact": "text", "orders.customer_email": "email"}
-    return {"columns": dict(("%s.%s" % (p, key), value) for key, value in columns.items() if key not in without),
-            "truncate": ["%s.audit_log" % p],
-            "keep": {"%s.product.name" % p: "product names are public"}}
+    return masking_rules(prefix(engine), without)
 
 
 def template(rig, engine, name, src, **options):
