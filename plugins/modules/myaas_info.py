@@ -120,13 +120,13 @@ password:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.inventory import (
+from ansible_collections.myaas.myaas.plugins.module_utils.host.inventory import (
     find_orphans, instance_password, list_instances, list_templates)
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
-from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
-from ansible_collections.myaas.myaas.plugins.module_utils.runner import Runner
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
 
 
 def main():

@@ -242,15 +242,15 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
-from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
-from ansible_collections.myaas.myaas.plugins.module_utils.ports import parse_range
-from ansible_collections.myaas.myaas.plugins.module_utils.runner import Runner
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import parse_range
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_ttl
 
 

@@ -74,12 +74,12 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
-from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
-from ansible_collections.myaas.myaas.plugins.module_utils.reaper import Reaper
-from ansible_collections.myaas.myaas.plugins.module_utils.runner import Runner
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.reaper import Reaper
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
 
 
 def main():

@@ -317,17 +317,17 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.myaas.myaas.plugins.module_utils.branches import make_branch
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import ENGINES, get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.branches import make_branch
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import ENGINES, get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
-from ansible_collections.myaas.myaas.plugins.module_utils.masking_rules import check_rules
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.rules import check_rules
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
-from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
-from ansible_collections.myaas.myaas.plugins.module_utils.runner import Runner
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
-from ansible_collections.myaas.myaas.plugins.module_utils.template_import import TemplateManager
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import TemplateManager
 
 
 def main():

@@ -13,7 +13,7 @@ import pymysql
 import psycopg2
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso, parse_iso
 from rig import PG_IMAGE, SAMPLE, run_module, sh
 

@@ -17,7 +17,7 @@ import psycopg2
 import pymysql
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from rig import FLAVOURS, OFFICIAL_IMAGES, PG_CUSTOMERS, ROOT, SAMPLE, SAMPLE_CUSTOMERS, run_module, sh
 
 CUSTOMERS = {"mariadb": SAMPLE_CUSTOMERS, "postgresql": PG_CUSTOMERS}

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, module_argv, sh
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from rig import PG_CUSTOMERS as CUSTOMERS, PG_IMAGE, sh
 
 

@@ -9,14 +9,14 @@ import os
 
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils.branches import make_branch
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.branches import make_branch
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.generations import add_generation, kept, pick
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import add_generation, kept, pick
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
-from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
-from ansible_collections.myaas.myaas.plugins.module_utils.template_import import TemplateManager
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import TemplateManager
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_moment
 from fakes import FakeApi
 from test_steps import CLEAN_LOG, btrfs_runner, instance_manager, make_template

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils import dumps
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 
 SQL = b"-- dump\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n"

@@ -1,6 +1,6 @@
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import ENGINES, get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import ENGINES, get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 
 GIB = 2 ** 30

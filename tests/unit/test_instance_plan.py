@@ -3,11 +3,11 @@ import os
 
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
-from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 from fakes import FakeApi
 
@@ -87,20 +87,20 @@ EXISTING = dict(TEMPLATE, name="a1", template="shop", port=13306, created_at=iso
 
 
 def test_settings_left_out_stay_and_the_same_ones_change_nothing():
-    from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import planned_settings
+    from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import planned_settings
     assert planned_settings(EXISTING, dict(ttl=None, protected=None, owner=None, memory=None, cpus=None)) == {}
     assert planned_settings(EXISTING, dict(ttl=3600, protected=False, owner="alice", port=13306)) == {}
 
 
 def test_changed_settings_are_planned():
-    from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import planned_settings
+    from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import planned_settings
     changes = planned_settings(EXISTING, dict(ttl=0, protected=True, owner="bob", memory="1g", cpus="1.5"))
     assert changes == {"expires_at": None, "protected": True, "owner": "bob", "memory": "1g", "cpus": "1.5"}
     assert planned_settings(EXISTING, dict(ttl=7200))["expires_at"] == iso(8200.0)
 
 
 def test_a_new_port_for_an_existing_instance_is_refused():
-    from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import planned_settings
+    from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import planned_settings
     with pytest.raises(MyaasError, match="cannot change.*Drop it and create it again"):
         planned_settings(EXISTING, dict(port=14000))
 

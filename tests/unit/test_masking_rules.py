@@ -6,11 +6,11 @@ proved on both engines by tests/integration/test_masking.py.
 
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils import masking_rules
+from ansible_collections.myaas.myaas.plugins.module_utils.masking import rules as masking_rules
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.masking_pg import PostgreSQLMasking
-from ansible_collections.myaas.myaas.plugins.module_utils.masking_sql import Column, MariaDBMasking
-from ansible_collections.myaas.myaas.plugins.module_utils.template_checks import shrunk_tables, value_kinds
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.postgresql import PostgreSQLMasking
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.sql import Column, MariaDBMasking
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.checks import shrunk_tables, value_kinds
 
 RULES = {"columns": {"shop.customer.email": "email", "shop.customer.notes": "fixed:n/a"},
          "truncate": ["shop.audit_log"], "keep": {"shop.product.name": "product names are public"}}
@@ -106,8 +106,8 @@ class EchoingDocker:
 
 def test_the_key_is_in_no_argv_no_error_and_no_traceback_when_masking_fails():
     import traceback
-    from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
-    from ansible_collections.myaas.myaas.plugins.module_utils.template_checks import TemplateChecks
+    from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
+    from ansible_collections.myaas.myaas.plugins.module_utils.templates.checks import TemplateChecks
     key = "ab" * 32
     docker = EchoingDocker()
     checks = TemplateChecks(docker, get_engine("mariadb"), "c1", ["shop"], {})

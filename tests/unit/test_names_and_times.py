@@ -2,7 +2,7 @@ import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
-from ansible_collections.myaas.myaas.plugins.module_utils.ports import parse_range, pick_port
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import parse_range, pick_port
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso, parse_iso, parse_ttl
 
 

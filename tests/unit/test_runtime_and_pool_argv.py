@@ -1,8 +1,8 @@
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool, parse_du
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker, create_args, labels
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool, parse_du
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker, create_args, labels
 
 
 POOL = "/var/lib/myaas"

@@ -11,15 +11,15 @@ import shutil
 
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils import dumps
-from ansible_collections.myaas.myaas.plugins.module_utils.engines import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
-from ansible_collections.myaas.myaas.plugins.module_utils.inventory import find_orphans
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.host.inventory import find_orphans
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name, import_container_name
-from ansible_collections.myaas.myaas.plugins.module_utils.pool import Pool
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import Docker
-from ansible_collections.myaas.myaas.plugins.module_utils.template_import import TemplateManager
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import TemplateManager
 from fakes import FakeApi, FakeRunner
 
 CLEAN_LOG = (b"[Note] InnoDB: Shutdown completed; log sequence number 6495713; transaction id 216\n"
@@ -261,7 +261,7 @@ def test_reset_brings_the_latest_generation_on_the_same_port_and_password(pool_d
 
 
 def test_the_reaper_removes_an_older_instance_by_its_own_container_name(pool_dir):
-    from ansible_collections.myaas.myaas.plugins.module_utils.reaper import Reaper
+    from ansible_collections.myaas.myaas.plugins.module_utils.instances.reaper import Reaper
     folder = os.path.join(pool_dir, "instances", "old")
     os.makedirs(os.path.join(folder, "data"))
     with open(os.path.join(folder, "instance.json"), "w", encoding="utf-8") as handle:

@@ -1,4 +1,4 @@
-from ansible_collections.myaas.myaas.plugins.module_utils.template_import import import_reason
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import import_reason
 
 WANTED = {"engine": "mariadb", "image_id": "sha256:1", "options": {"database": "shop"}}
 CURRENT = dict(WANTED, source={"path": "/d/shop.sql.gz", "bytes": 10, "mtime": 5.0, "sha256": "aa"})

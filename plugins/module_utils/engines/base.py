@@ -5,7 +5,7 @@
 An engine adapter states a few properties and builds argv lists and SQL; it
 runs nothing itself. The template importer and the instance manager ask it
 how to start, probe, feed and stop a server, so a new engine is one new file
-plus one line in ``engines.py``.
+plus one line in ``engines/registry.py``.
 
 MyAAS starts every server itself, with the image's entrypoint overridden by
 ``/bin/sh -c LAUNCHER``: the launcher initialises an empty datadir with the

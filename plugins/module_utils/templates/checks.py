@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.myaas.myaas.plugins.module_utils import masking_rules
+from ansible_collections.myaas.myaas.plugins.module_utils.masking import rules as masking_rules
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.masking_pg import PostgreSQLMasking
-from ansible_collections.myaas.myaas.plugins.module_utils.masking_sql import (
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.postgresql import PostgreSQLMasking
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.sql import (
     DATE, SAMPLE_ROWS, SCHEMA, TEXT, TEXT_TRANSFORMS, MariaDBMasking)
 
 TRUE_VALUES = ("1", "t", "true")

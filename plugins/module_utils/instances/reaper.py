@@ -15,9 +15,9 @@ import glob
 import os
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.clone import instance_paths
-from ansible_collections.myaas.myaas.plugins.module_utils.instances import InstanceManager
-from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import instance_paths
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engine import Engine, shell_join, share_of
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.base import Engine, shell_join, share_of
 
 SOCKET_DIR = "/tmp"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engine_mariadb import MariaDB
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.mariadb import MariaDB
 
 
 class MySQL(MariaDB):

@@ -6,7 +6,7 @@ Rules name columns as ``database.table.column`` (MariaDB) or
 ``schema.table.column`` (PostgreSQL), and tables as ``database.table`` or
 ``schema.table``. A column looks personal by its name (its words, split at
 ``_``, ``-`` and case changes) or by a sample of its values (classified by
-the import server, see masking_sql.py). Every column that looks personal must
+the import server, see masking/sql.py). Every column that looks personal must
 be covered by a rule - masked, in a truncated table, or kept with a reason -
 or the import fails: rules fail closed.
 """

@@ -14,7 +14,7 @@ import contextlib
 import os
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.metadata import write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 
 # Seconds a server gets to shut down cleanly before a bookmark or a branch.

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.myaas.myaas.plugins.module_utils import bookmarks
-from ansible_collections.myaas.myaas.plugins.module_utils.clone import load_instance_or_fail
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import bookmarks
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import load_instance_or_fail
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import check_access
-from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json
-from ansible_collections.myaas.myaas.plugins.module_utils.template_import import TEMPLATE_FORMAT, metadata_path
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import check_access
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import TEMPLATE_FORMAT, metadata_path
 
 
 def _check_target(current, meta, params):

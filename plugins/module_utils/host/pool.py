@@ -22,7 +22,7 @@ import secrets
 import tempfile
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json
 
 STAGING_PREFIX = ".importing-"
 # The secret that keys masking: one original value, one replacement, pool-wide.

@@ -14,12 +14,12 @@ import os
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.generations import pick
-from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import pick
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
-from ansible_collections.myaas.myaas.plugins.module_utils.ports import pick_port
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import labels
-from ansible_collections.myaas.myaas.plugins.module_utils.template_import import metadata_path as template_metadata
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import pick_port
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import labels
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import metadata_path as template_metadata
 
 METADATA = "instance.json"
 SECRET = "secret.json"

@@ -15,13 +15,13 @@ import secrets
 import shutil
 import string
 
-from ansible_collections.myaas.myaas.plugins.module_utils import bookmarks
-from ansible_collections.myaas.myaas.plugins.module_utils.clone import STOP_TIMEOUT, CloneSteps, load_instance, load_template
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import bookmarks
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import STOP_TIMEOUT, CloneSteps, load_instance, load_template
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.instance_steps import remove_file, run_every, status_diff
-from ansible_collections.myaas.myaas.plugins.module_utils.instance_settings import (
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.steps import remove_file, run_every, status_diff
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import (
     LIMITS, VERBS, check_access, planned_settings)
-from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 
 COW_METHOD = "btrfs-snapshot"

@@ -13,7 +13,7 @@ no value and no key.
 
 from __future__ import annotations
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engine import quote_identifier, quote_sql_string
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.base import quote_identifier, quote_sql_string
 
 SCHEMA = "myaas_masking"
 SAMPLE_ROWS = 1000

@@ -1,6 +1,6 @@
 # Copyright: MyAAS team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""PostgreSQL's side of masking_sql.py: the same transforms, hash and patterns.
+"""PostgreSQL's side of masking/sql.py: the same transforms, hash and patterns.
 
 PostgreSQL keeps a template's databases apart, so the classifier, the masker
 and the row counts run once per database; rules name ``schema.table.column``.
@@ -8,8 +8,8 @@ and the row counts run once per database; rules name ``schema.table.column``.
 
 from __future__ import annotations
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engine_postgresql import quote_ident, quote_literal
-from ansible_collections.myaas.myaas.plugins.module_utils.masking_sql import (
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.postgresql import quote_ident, quote_literal
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.sql import (
     DATE, FIRST_NAMES, LAST_NAMES, LOREM, OTHER, PATTERNS, SCHEMA, TEXT, Column, MaskingDialect, declared_length)
 
 

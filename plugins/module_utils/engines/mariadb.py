@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engine import (
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.base import (
     Engine, quote_identifier, quote_sql_string, shell_join, share_of)
 
 SOCKET = "/tmp/mysqld.sock"

@@ -16,15 +16,15 @@ import secrets
 import shutil
 import time
 
-from ansible_collections.myaas.myaas.plugins.module_utils import dumps
+from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.generations import add_generation
-from ansible_collections.myaas.myaas.plugins.module_utils.masking_rules import rules_hash
-from ansible_collections.myaas.myaas.plugins.module_utils.template_checks import TemplateChecks, dialect
-from ansible_collections.myaas.myaas.plugins.module_utils.metadata import FileLock, read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import add_generation
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.rules import rules_hash
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.checks import TemplateChecks, dialect
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.names import import_container_name
-from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
-from ansible_collections.myaas.myaas.plugins.module_utils.runtime import exec_argv, labels
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import STAGING_PREFIX
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import exec_argv, labels
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 
 METADATA = "template.json"

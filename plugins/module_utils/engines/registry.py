@@ -4,9 +4,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engine_mariadb import MariaDB
-from ansible_collections.myaas.myaas.plugins.module_utils.engine_mysql import MySQL
-from ansible_collections.myaas.myaas.plugins.module_utils.engine_postgresql import PostgreSQL
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.mariadb import MariaDB
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.mysql import MySQL
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.postgresql import PostgreSQL
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 
 ENGINES = dict((cls.name, cls) for cls in (MariaDB, MySQL, PostgreSQL))

@@ -8,12 +8,12 @@ import glob
 import os
 import time
 
-from ansible_collections.myaas.myaas.plugins.module_utils.clone import METADATA as INSTANCE_METADATA, SECRET
-from ansible_collections.myaas.myaas.plugins.module_utils.generations import kept, origin
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import METADATA as INSTANCE_METADATA, SECRET
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import kept, origin
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
-from ansible_collections.myaas.myaas.plugins.module_utils.metadata import read_json
-from ansible_collections.myaas.myaas.plugins.module_utils.pool import STAGING_PREFIX
-from ansible_collections.myaas.myaas.plugins.module_utils.template_import import METADATA as TEMPLATE_METADATA
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import STAGING_PREFIX
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import METADATA as TEMPLATE_METADATA
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
 
 
