@@ -141,3 +141,67 @@ def test_the_client_reading_less_than_the_dump_is_an_error(tmp_path):
     # One that read it all but never ran the closing SELECT quit early (the dump's \q).
     with pytest.raises(MyaasError, match="ends the session early"):
         dumps.stream_into(path, "plain", ["sh", "-c", "cat >/dev/null"], 30)
+
+
+# -- a dump's own schema, from its statements ------------------------------------------------------------------------
+ROUTINE_COMMENT = (b"-- MariaDB dump 10.19\nCREATE TABLE invoice (id INT);\nDELIMITER ;;\n"
+                   b"CREATE PROCEDURE close_period()\nBEGIN\n  /* Closes the period.\n"
+                   b"     use it only once the period was exported. */\n  UPDATE invoice SET id = id;\nEND ;;\n"
+                   b"DELIMITER ;\n")
+
+
+@pytest.mark.parametrize("sql", [
+    ROUTINE_COMMENT,
+    b"CREATE TABLE t (id INT);\n-- USE other;\n# use other;\n",
+    b"CREATE TABLE t (id INT);\n/* a note:\nUSE other;\nCREATE DATABASE other;\n*/\n",
+    b"INSERT INTO note VALUES (1, 'line one\nuse the side door;\ncreate database x;');\n",
+    b"INSERT INTO note VALUES (1, 'it''s\\'\nUSE x;');\nINSERT INTO note VALUES (2, \"USE\n\");\n",
+    b"DELIMITER $$\nCREATE FUNCTION f() RETURNS INT\nBEGIN\nRETURN 1;\nEND$$\nDELIMITER ;\n",
+    b"CREATE TABLE `use` (`create database` INT);\nSELECT 1 AS `\nUSE x;`;\n",
+])
+def test_text_in_comments_strings_and_routine_bodies_does_not_select_a_schema(tmp_path, sql):
+    path = write(tmp_path, "d.sql", sql)
+    assert dumps.inspect_dump(path, MARIADB) == ("plain", False)
+    assert dumps.switched_schemas(path, "plain", MARIADB) == []
+
+
+@pytest.mark.parametrize("sql,switched", [
+    (b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `legacy` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n"
+     b"\nUSE `legacy`;\n", ["legacy"]),
+    (b"/*!40000 CREATE DATABASE IF NOT EXISTS a */;\n", []),
+    (b"/*M!100101 CREATE DATABASE a */;\n", []),
+    (b"SET NAMES utf8mb4;\n  use shop\nCREATE TABLE t (id INT);\n", ["shop"]),
+    (ROUTINE_COMMENT + b"USE `sales`;\n", ["sales"]),
+    (b"DELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; END//\nDELIMITER ;\nUSE hr;\n", ["hr"]),
+])
+def test_a_statement_that_creates_or_selects_a_schema_is_found(tmp_path, sql, switched):
+    path = write(tmp_path, "d.sql", sql)
+    assert dumps.inspect_dump(path, MARIADB) == ("plain", True)
+    assert dumps.switched_schemas(path, "plain", MARIADB) == switched
+
+
+@pytest.mark.parametrize("sql", [
+    b"CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n\\connect x\nCREATE DATABASE y;\nEND $$;\n",
+    b"CREATE FUNCTION f() RETURNS int AS $body$\nCREATE DATABASE y;\n$body$ LANGUAGE sql;\n",
+    b"COPY public.note (id, body) FROM stdin;\n1\tit's\n2\t\\\\connect x\n\\.\nCREATE TABLE t (id int);\n",
+    b"/* outer /* inner */\nCREATE DATABASE y;\n*/ CREATE TABLE t (id int);\n",
+    b"COMMENT ON TABLE t IS 'a\nCREATE DATABASE y;\n\\connect y';\n",
+    b"SELECT E'it\\'s\n\\connect y';\n",
+])
+def test_postgresql_bodies_copy_data_and_comments_do_not_select_a_database(tmp_path, sql):
+    path = write(tmp_path, "p.sql", sql)
+    assert dumps.inspect_dump(path, POSTGRESQL) == ("plain", False)
+    assert dumps.switched_schemas(path, "plain", POSTGRESQL) == []
+
+
+def test_postgresql_statements_after_copy_data_and_dollar_quotes_are_read():
+    sql = (b"CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n"
+           b"COPY t (id) FROM stdin;\n1\n\\.\nCREATE DATABASE crm;\n\\connect crm\n")
+    found = dumps.dump_statements(sql, POSTGRESQL)
+    assert found[-2:] == [b"CREATE DATABASE crm;", b"\\connect crm"]
+    assert len(found) == 4
+
+
+def test_a_statement_cut_by_the_peek_is_still_read():
+    found = dumps.dump_statements(b"USE a;\nINSERT INTO t VALUES (1,'abc", MARIADB)
+    assert found == [b"USE a;", b"INSERT INTO t VALUES (1,'abc"]

@@ -17,6 +17,7 @@ import threading
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.statements import statements
 
 MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -83,7 +84,12 @@ def inspect_dump(path, engine):
         raise MyaasError("%s is not an SQL dump (%s data that does not start like SQL). Give a plain SQL dump, "
                          "compressed or not (gzip, bzip2, xz, zstd)%s." % (
                              path, fmt, "".join(" or a %s archive" % name for name in engine.archive_magic.values())))
-    return fmt, bool(engine.own_schema_re.search(head))
+    return fmt, any(engine.own_schema_re.match(text) for text in dump_statements(head, engine))
+
+
+def dump_statements(head, engine):
+    """The starts of the statements in a dump's first bytes, split as the engine's client splits them."""
+    return statements(head, "postgresql" if engine.name == "postgresql" else "mysql")
 
 
 def switched_schemas(path, fmt, engine):
@@ -91,9 +97,10 @@ def switched_schemas(path, fmt, engine):
     if fmt in engine.archive_magic.values():
         return []
     names = []
-    for match in engine.schema_switch_re.finditer(peek(path, fmt)):
-        name = match.group(1).decode("utf-8", "replace")
-        if name not in names:
+    for text in dump_statements(peek(path, fmt), engine):
+        match = engine.schema_switch_re.match(text)
+        name = match and match.group(1).decode("utf-8", "replace")
+        if name and name not in names:
             names.append(name)
     return names
 
