@@ -23,9 +23,11 @@ def test_bulk_load_settings_never_reach_clones(name):
     engine = get_engine(name)
     bulk = set(engine.bulk_load_args({}, GIB))
     clone = set(engine.clone_args())
-    for risky in ("flush-log-at-trx-commit", "doublewrite", "log-bin"):
+    for risky in ("flush-log-at-trx-commit", "doublewrite"):
         assert any(risky in arg for arg in bulk), risky
         assert not any(risky in arg for arg in clone), risky
+    # Imports write no binary log (clones of MySQL write none either: nobody replicates from them).
+    assert any(arg in ("--skip-log-bin", "--disable-log-bin") for arg in bulk)
     # The redo log keeps its size, so a clone never rebuilds it at start.
     for extra in (engine.bulk_load_args({}, GIB), engine.clone_args()):
         assert set(engine.common_args) <= set(engine.command(extra)[1])
@@ -135,7 +137,7 @@ def test_dsn_without_a_database_has_no_trailing_slash_and_ipv6_is_bracketed():
 
 def test_client_commands_follow_the_engine():
     assert get_engine("mariadb").client_command("dev", "pw", "db1", 13306, "shop") == \
-        "mariadb -h db1 -P 13306 -u dev -ppw shop"
+        "mariadb --protocol=TCP -h db1 -P 13306 -u dev -ppw shop"
     assert get_engine("postgresql").client_command("dev", "pw", "db1", 15432, "shop") == \
         "psql postgresql://dev:pw@db1:15432/shop"
     assert get_engine("postgresql").client_command("dev", "pw", "db1", 15432, None).endswith("/postgres")
@@ -143,11 +145,37 @@ def test_client_commands_follow_the_engine():
 
 def test_mysql_follows_the_official_image():
     engine = get_engine("mysql")
-    assert engine.default_image == "mysql:8.0"
+    assert engine.default_image == "mysql:9.7"
     assert engine.account == "mysql" and "--initialize-insecure" in engine.launcher
     assert "--disable-log-bin" in engine.bulk_load_args({}, GIB)
-    assert engine.clean_shutdown("[System] [MY-010910] [Server] /usr/sbin/mysqld: Shutdown complete (mysqld 8.0.40)")
     assert engine.dsn("u", "p", "h", 1, "d") == "mysql://u:p@h:1/d"
+
+
+# The last lines of real logs of MySQL 9.7 (Debian's build, in the official image's layout).
+MYSQL_CLEAN_END = (
+    "2026-11-30T05:30:42.470102Z 0 [System] [MY-013172] [Server] Received SHUTDOWN from user <via user signal>. "
+    "Shutting down mysqld (Version: 9.7.4-2).\n"
+    "2026-11-30T05:30:44.012461Z 0 [System] [MY-010910] [Server] /usr/sbin/mysqld: Shutdown complete "
+    "(mysqld 9.7.4-2)  (Debian).\n"
+    "2026-11-30T05:30:44.012568Z 0 [System] [MY-015016] [Server] MySQL Server - end.\n")
+
+
+def test_mysql_sees_a_clean_shutdown_only_at_the_end_of_its_log():
+    engine = get_engine("mysql")
+    assert engine.clean_shutdown(MYSQL_CLEAN_END)
+    assert engine.clean_shutdown("[MY-010910] [Server] /usr/sbin/mysqld: Shutdown complete (mysqld 8.4.3)  MySQL")
+    # A later run that did not stop cleanly: its log ends elsewhere.
+    restarted = MYSQL_CLEAN_END + "2026-11-30T05:31:00Z 0 [System] [MY-010931] [Server] ready for connections.\n"
+    assert not engine.clean_shutdown(restarted)
+    assert engine.crash_recovery("[InnoDB] Database was not shutdown normally!")
+    assert not engine.crash_recovery(MYSQL_CLEAN_END)
+
+
+def test_mysql_clones_fire_no_events_and_write_no_binary_log():
+    engine = get_engine("mysql")
+    for args in (engine.clone_args(), engine.bulk_load_args({}, GIB)):
+        assert "--event-scheduler=OFF" in args and "--disable-log-bin" in args
+    assert "--max-allowed-packet=1G" in engine.clone_args()
 
 
 @pytest.mark.parametrize("name", ["mariadb", "postgresql"])

@@ -146,5 +146,5 @@ exec "$server" "$@"
                                database=database or None, connect_timeout=timeout)
 
     def client_command(self, user, password, host, port, database):
-        return shell_join([self.client, "-h", host, "-P", port, "-u", user, "-p" + password]
+        return shell_join([self.client, "--protocol=TCP", "-h", host, "-P", port, "-u", user, "-p" + password]
                           + ([database] if database else []))
