@@ -374,8 +374,6 @@ def main():
             raise MyaasError("max_shrink must be between 0 and 1 (a share of a table's rows; 1.0 turns the check off).")
         if params["masking"] is not None:
             params["masking"] = check_rules(params["masking"])
-            if params["engine"] not in ("mariadb", "postgresql"):
-                raise MyaasError("masking is implemented for MariaDB and PostgreSQL, not for %s." % params["engine"])
         for key in ("from_instance", "from_bookmark"):
             if params[key] is not None:
                 check_name(key.replace("from_", ""), params[key])

@@ -275,12 +275,3 @@ def test_the_reaper_removes_an_older_instance_by_its_own_container_name(pool_dir
     assert result["removed"] == ["old"]
     assert [args[0] for method, args, _kw in api.calls if method == "remove_container"] == ["myaas-old"]
     assert not os.path.exists(folder)
-
-
-def test_a_mysql_import_counts_rows_without_classifying(tmp_path, pool_dir, no_streaming, monkeypatch):
-    monkeypatch.setattr(os, "chown", lambda *args: None)
-    runner, api = btrfs_runner(), import_api(pool_dir)
-    template = TemplateManager(Pool(pool_dir, runner), Docker(runner, api), get_engine("mysql"),
-                               template_params(tmp_path, image="mysql:8.0"), False).present()["template"]
-    assert template["row_counts"] == {"shop.t": 3} and template["personal_columns"] == []
-    assert no_streaming

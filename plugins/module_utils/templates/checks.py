@@ -18,6 +18,7 @@ import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.masking import rules as masking_rules
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.mysql import MySQLMasking
 from ansible_collections.myaas.myaas.plugins.module_utils.masking.postgresql import PostgreSQLMasking
 from ansible_collections.myaas.myaas.plugins.module_utils.masking.sql import (
     DATE, SAMPLE_ROWS, SCHEMA, TEXT, TEXT_TRANSFORMS, MariaDBMasking)
@@ -26,8 +27,10 @@ TRUE_VALUES = ("1", "t", "true")
 
 
 def dialect(engine):
-    """The engine's masking SQL; MySQL's catalog and counts are MariaDB's (masking itself is refused)."""
-    if engine.name in ("mariadb", "mysql"):
+    """The engine's masking SQL."""
+    if engine.name == "mysql":
+        return MySQLMasking()
+    if engine.name == "mariadb":
         return MariaDBMasking()
     if engine.name == "postgresql":
         return PostgreSQLMasking()
@@ -59,14 +62,12 @@ class TemplateChecks:
         self.docker, self.engine, self.container = docker, engine, container
         self.databases, self.params = databases, params
         self.sql = dialect(engine)
-        # MySQL 8 is not run on MyAAS's test machines: no classification there, only counts and checks.
-        self.classifies = engine.name != "mysql"
         self._helpers = set()   # the scopes the helper functions were made in
 
     def run(self, rules, key, current_counts, max_shrink, checks, database):
         """Classify, mask (with rules), count and check; the report that goes into the metadata."""
         columns = self.columns()
-        findings = self.classify(columns) if self.classifies else []
+        findings = self.classify(columns)
         report = {"personal_columns": findings, "masking": None}
         if rules is None:
             for scope in self._helpers:
@@ -170,6 +171,13 @@ class TemplateChecks:
     # -- 2. mask ---------------------------------------------------------------
     def check_coverage(self, rules, columns, findings):
         masking_rules.check_names(rules, set(column.key for column in columns))
+        derived = set(column.table_key for column in columns if getattr(column, "derived", False))
+        named = [name for name in list(rules["columns"]) + list(rules["truncate"])
+                 if name in derived or name.rsplit(".", 1)[0] in derived]
+        if named:
+            raise MyaasError("The masking rules name materialized views: %s. Their rows are rebuilt from the masked "
+                             "tables after masking: mask (or truncate) the table columns they read instead."
+                             % ", ".join(sorted(named)))
         wrong = []
         for column in columns:
             transform = rules["columns"].get(column.key, "")
@@ -179,7 +187,11 @@ class TemplateChecks:
         if wrong:
             raise MyaasError("The masking rules do not fit the columns: %s. Choose another transform "
                              "(null or fixed:VALUE fit any column)." % "; ".join(wrong))
-        uncovered = [finding for finding in findings if not masking_rules.covered(rules, finding["column"])]
+        # A materialized view's column is rebuilt from the tables' masked data
+        # (mask() refreshes every one): the tables' columns are what must be
+        # covered, and a personal one there fails here on its own.
+        uncovered = [finding for finding in findings if not masking_rules.covered(rules, finding["column"])
+                     and finding["column"].rsplit(".", 1)[0] not in derived]
         if uncovered:
             raise MyaasError(
                 "%d column(s) look personal and no masking rule covers them: %s. Masking fails closed: mask them, "
@@ -190,7 +202,7 @@ class TemplateChecks:
 
     def mask(self, rules, columns, key):
         """Mask, truncate, rebuild and scrub in the server; returns what was done to each column."""
-        started, scrubbing = time.monotonic(), 0.0
+        started, scrubbing, rebuilt = time.monotonic(), 0.0, []
         for database in self._scopes():
             self._setup_helpers(database)
             tables = {}
@@ -216,6 +228,7 @@ class TemplateChecks:
             script += "".join(self.sql.rebuild_sql(table_columns[0][0]) for _table, table_columns in
                               sorted(tables.items()))
             self._run(database, script, secret=key)
+            rebuilt += self._refresh_views(database)
             scrub_started = time.monotonic()
             self._run(database, self.sql.scrub_sql())
             scrubbing += time.monotonic() - scrub_started
@@ -223,11 +236,22 @@ class TemplateChecks:
             "columns": dict(sorted(rules["columns"].items())),
             "truncated": rules["truncate"],
             "kept": rules["keep"],
+            "rebuilt": rebuilt,
             "rules_sha256": masking_rules.rules_hash(rules),
             # Masking and rebuilding grow with the rows; the scrub (purge, new redo log) hardly does.
             "seconds": round(time.monotonic() - started - scrubbing, 3),
             "scrub_seconds": round(scrubbing, 3),
         }
+
+    def _refresh_views(self, database):
+        """Refresh every populated materialized view from the masked tables, in dependency order."""
+        if not hasattr(self.sql, "matviews_sql"):
+            return []
+        names = self.sql.refresh_order_of(self._rows(database, self.sql.matviews_sql()))
+        if names:
+            self._run(database, self.sql.refresh_sql(names))
+        prefix = "" if database in (None, self.databases[0]) else database + "/"
+        return [prefix + name for name in names]
 
     # -- 3. count, 4. check ------------------------------------------------------
     def row_counts(self, columns):

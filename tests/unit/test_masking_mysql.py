@@ -1,0 +1,33 @@
+"""MySQL's masking SQL: MariaDB's transforms, its own catalog filter and scrub."""
+
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.mysql import MySQLMasking
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.sql import Column, MariaDBMasking
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.checks import dialect
+
+
+def test_each_engine_of_the_mysql_family_gets_its_own_dialect():
+    assert type(dialect(get_engine("mysql"))) is MySQLMasking
+    assert type(dialect(get_engine("mariadb"))) is MariaDBMasking
+
+
+def test_transforms_are_mariadbs_so_replacements_agree_across_engines():
+    column = Column("shop", "shop", "customers", "email", "varchar", "text", 190)
+    assert MySQLMasking().expression(column, "email") == MariaDBMasking().expression(column, "email")
+
+
+def test_generated_columns_are_not_masked_they_follow_their_sources():
+    assert "GENERATION_EXPRESSION" in MySQLMasking().columns_sql(["shop"])
+
+
+def test_the_scrub_truncates_the_undo_that_saw_the_updates_and_renews_the_redo_log():
+    sql = MySQLMasking().scrub_sql()
+    for name in ("innodb_undo_001", "innodb_undo_002"):
+        inactive, active = sql.index("%s SET INACTIVE" % name), sql.index("%s SET ACTIVE" % name)
+        assert inactive < sql.index("wait_undo_empty('innodb_undo_001,innodb_undo_002')") < active
+    assert sql.index("DROP UNDO TABLESPACE myaas_undo_1") > sql.index("myaas_undo_1 SET INACTIVE")
+    assert sql.rstrip().endswith("DROP DATABASE IF EXISTS `myaas_masking`;")
+    script = MySQLMasking().after_shutdown_script()
+    assert 'rm -f "$datadir"/#innodb_redo/*' in script and "--innodb-fast-shutdown=0" in script
+    assert "--innodb-redo-log-capacity=268435456" in script
+    assert MySQLMasking().import_args() == []
