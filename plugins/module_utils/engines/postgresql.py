@@ -19,6 +19,104 @@ def quote_ident(value):
     return '"' + value.replace('"', '""') + '"'
 
 
+# Lines of a dump that may name roles (pg_dump and pg_dumpall write each of
+# these statements at the start of a line); an ERE for grep, so that a pre-pass
+# over a dump of many GB costs a read and no Python per line.
+ROLE_LINES_ERE = (r"^(ALTER .* OWNER TO |GRANT |REVOKE |CREATE (POLICY|ROLE|USER|GROUP|SCHEMA) |ALTER POLICY |"
+                  r"ALTER DEFAULT PRIVILEGES |SET (ROLE|SESSION AUTHORIZATION) )")
+_TOKEN_RE = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|[A-Za-z_][A-Za-z0-9_$]*|\S')
+# Role specifications that are no role's name.
+_NOT_ROLES = ("public", "current_user", "session_user", "current_role", "none", "default", "group", "user")
+
+
+def _name(token):
+    """A role name from an identifier token: quoted kept as written, plain folded to lower case."""
+    if token.startswith('"'):
+        return token[1:-1].replace('""', '"')
+    if token.startswith("'"):
+        return token[1:-1].replace("''", "'")
+    return token.lower()
+
+
+def _roles_after(tokens, start):
+    """The comma-separated role names from tokens[start]: ['a', 'b'] from `a, GROUP b, PUBLIC;`."""
+    found = []
+    index = start
+    while index < len(tokens):
+        token = tokens[index]
+        if token.lower() == "group":
+            index += 1
+            continue
+        if token[0] not in "\"'" and not (token[0].isalpha() or token[0] == "_"):
+            break
+        name = _name(token)
+        if token[0] == '"' or name not in _NOT_ROLES:
+            found.append(name)
+        if index + 1 < len(tokens) and tokens[index + 1] == ",":
+            index += 2
+        else:
+            break
+    return found
+
+
+def _top_level(tokens):
+    """Upper-cased words outside parentheses, with their positions: what a statement's clauses are."""
+    depth, words = 0, {}
+    for index, token in enumerate(tokens):
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+        elif depth == 0 and token[0].isalpha():
+            words.setdefault(token.upper(), index)
+    return words
+
+
+def roles_in_statement(line):
+    """(roles the statement names, roles it creates) for one line of a dump.
+
+    Names come from OWNER TO, GRANT/REVOKE (grantees, granted roles, GRANTED
+    BY), CREATE/ALTER POLICY ... TO, ALTER DEFAULT PRIVILEGES FOR ROLE, CREATE
+    SCHEMA ... AUTHORIZATION, SET ROLE and SET SESSION AUTHORIZATION.
+    """
+    tokens = _TOKEN_RE.findall(line)
+    words = [token.upper() for token in tokens[:4]]
+    if len(words) < 2:
+        return [], []
+    top = _top_level(tokens)
+    named = []
+    if words[0] == "CREATE" and words[1] in ("ROLE", "USER", "GROUP"):
+        return [], _roles_after(tokens, 2)[:1]
+    if words[:2] == ["SET", "ROLE"]:
+        named = _roles_after(tokens, 2)
+    elif words[:3] == ["SET", "SESSION", "AUTHORIZATION"]:
+        named = _roles_after(tokens, 3)
+    elif words[0] == "ALTER" and "OWNER" in top and tokens[top["OWNER"] + 1:top["OWNER"] + 2] in (["TO"], ["to"]):
+        named = _roles_after(tokens, top["OWNER"] + 2)
+    elif words[0] in ("CREATE", "ALTER") and words[1] == "POLICY" and "TO" in top:
+        named = _roles_after(tokens, top["TO"] + 1)
+    elif words[:2] == ["CREATE", "SCHEMA"] and "AUTHORIZATION" in top:
+        named = _roles_after(tokens, top["AUTHORIZATION"] + 1)
+    else:
+        if words[:3] == ["ALTER", "DEFAULT", "PRIVILEGES"]:
+            if words[3:4] == ["FOR"]:
+                named += _roles_after(tokens, 5)
+            tokens = tokens[next((i for i, t in enumerate(tokens) if t.upper() in ("GRANT", "REVOKE")),
+                                 len(tokens)):]
+            top = _top_level(tokens)
+        verb = tokens[0].upper() if tokens else ""
+        target = "TO" if verb == "GRANT" else "FROM" if verb == "REVOKE" else None
+        if target and target in top:
+            named += _roles_after(tokens, top[target] + 1)
+            if "ON" not in top or top["ON"] > top[target]:
+                # GRANT role TO member: the granted roles are roles too.
+                option_for = [token.upper() for token in tokens[2:4]] == ["OPTION", "FOR"]
+                named += _roles_after(tokens, 4 if option_for else 1)
+            if "GRANTED" in top:
+                named += _roles_after(tokens, top["GRANTED"] + 2)
+    return named, []
+
+
 class PostgreSQL(Engine):
     name = "postgresql"
     default_image = "postgres:15"
@@ -95,6 +193,58 @@ exec postgres -D "$datadir" "$@"
     def restore_argv(self, fmt, database, path, jobs):
         return ["pg_restore", "--exit-on-error", "--no-owner", "--host", SOCKET_DIR, "--username", "postgres",
                 "--jobs", str(jobs), "--dbname", database or "postgres"] + ([] if database else ["--create"]) + [path]
+
+    # -- roles a dump names ----------------------------------------------------
+    role_lines_ere = ROLE_LINES_ERE
+
+    def schema_only_argv(self, path):
+        """argv, run in the container, that prints an archive's DDL as SQL (no table data)."""
+        return ["pg_restore", "--schema-only", "--file", "-", path]
+
+    @staticmethod
+    def dump_roles(lines):
+        """(roles the dump's statements name, roles it creates itself), each in the dump's order."""
+        named, created = [], []
+        for line in lines:
+            found, made = roles_in_statement(line)
+            named += [name for name in found if name not in named]
+            created += [name for name in made if name not in created]
+        return named, created
+
+    def existing_roles_sql(self):
+        return "SELECT rolname FROM pg_roles ORDER BY 1"
+
+    def create_roles_sql(self, roles):
+        # NOLOGIN and no password: a production dump names its owners and
+        # grantees, and only what they own and may do matters in a copy.
+        return "".join("CREATE ROLE %s NOLOGIN;\n" % quote_ident(role) for role in roles)
+
+    def skip_create_role_argv(self, roles, client_argv):
+        """``client_argv`` behind a filter that comments out the dump's CREATE ROLE of ``roles`` (which exist).
+
+        pg_dumpall writes `CREATE ROLE postgres;` for the superuser, which every
+        server has; under ON_ERROR_STOP it would end the load. Line for line,
+        so the client's error messages still name the dump's lines.
+        """
+        names = [name for name in roles if re.match(r"^[a-z_][a-z0-9_]*$", name)]
+        if not names:
+            return client_argv
+        script = "LC_ALL=C sed -E 's/^CREATE ROLE (%s);$/-- exists already: &/' | exec %s" % (
+            "|".join(names), shell_join(client_argv))
+        return ["sh", "-c", script]
+
+    def login_passwords_sql(self):
+        """A query listing the roles that have a password (a dump of roles brought them)."""
+        return "SELECT rolname FROM pg_authid WHERE rolpassword IS NOT NULL ORDER BY 1"
+
+    def remove_passwords_sql(self, roles):
+        # LOGIN stays, so the roles keep what they may do: with no password no
+        # TCP login (scram-sha-256) succeeds. The old pg_authid rows, which hold
+        # the production verifiers, are rewritten away.
+        if not roles:
+            return ""
+        return "".join("ALTER ROLE %s PASSWORD NULL;\n" % quote_ident(role) for role in roles) + \
+            "VACUUM FULL pg_catalog.pg_authid;\nCHECKPOINT;\n"
 
     def create_database_sql(self, database):
         return "CREATE DATABASE %s;\n" % quote_ident(database)

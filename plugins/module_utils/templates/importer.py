@@ -17,6 +17,7 @@ import shutil
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps
+from ansible_collections.myaas.myaas.plugins.module_utils.templates import roles as dump_roles
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import add_generation
 from ansible_collections.myaas.myaas.plugins.module_utils.masking.rules import rules_hash
@@ -203,7 +204,10 @@ class TemplateManager:
             if database:
                 self.docker.exec(container, engine.local_client(), data=engine.create_database_sql(database),
                                  user=engine.exec_user)
+            roles, skip = dump_roles.create_missing(self.docker, engine, container, params["src"], fmt, DUMP_MOUNT)
             client = exec_argv(container, engine.local_client(database), interactive=True, user=engine.exec_user)
+            loader = exec_argv(container, engine.skip_create_role_argv(skip, engine.local_client(database)),
+                               interactive=True, user=engine.exec_user) if skip else client
             if fmt in engine.archive_magic.values():
                 # Archives are read by the engine's restore tool from a read-only
                 # mount, which lets it restore in parallel jobs.
@@ -212,7 +216,7 @@ class TemplateManager:
                                   max(1, deadline - time.monotonic()), engine.error_re, label=params["src"],
                                   sql_client=False)
             else:
-                dumps.stream_into(params["src"], fmt, client, max(1, deadline - time.monotonic()), engine.error_re)
+                dumps.stream_into(params["src"], fmt, loader, max(1, deadline - time.monotonic()), engine.error_re)
             for script in planned["options"]["post_import_sql"]:
                 dumps.stream_into(script["path"], dumps.detect_format(script["path"]), client,
                                   max(1, deadline - time.monotonic()), engine.error_re)
@@ -224,8 +228,10 @@ class TemplateManager:
                               database or (databases or [None])[0])
             laps.append(("checks_and_masking", time.monotonic()))
             definers = self._create_definers(container, databases)
+            passwords = dump_roles.remove_passwords(self.docker, engine, container)
             self._shutdown(container)
-            scrub = report["masking"] and gate.sql.after_shutdown_script()
+            # Removed passwords: the WAL that saw production's verifiers goes too.
+            scrub = (report["masking"] or passwords) and gate.sql.after_shutdown_script()
             if scrub:
                 self._after_shutdown(scrub, staging, planned["image"], uid, gid)
             laps.append(("shutdown_and_scrub", time.monotonic()))
@@ -251,6 +257,8 @@ class TemplateManager:
         template.update({
             "databases": databases,
             "definers_created": definers,
+            "roles_created": roles,
+            "passwords_removed": passwords,
             "personal_columns": report["personal_columns"],
             "masking": report["masking"],
             "row_counts": report["row_counts"],
