@@ -126,6 +126,11 @@ class Engine:
         """True if the server log shows it recovered from an unclean stop."""
         raise NotImplementedError
 
+    def load_error_advice(self, message):
+        """What to do about a failed load's error ``message``, as a sentence to append ("" when nothing known)."""
+        del message
+        return ""
+
     def init_sql(self, user, password, database):
         """SQL that creates (or re-keys) an instance's account at server start."""
         raise NotImplementedError

@@ -11,6 +11,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.engines.base import (
 
 SOCKET = "/tmp/mysqld.sock"
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+_UNKNOWN_COLLATION_RE = re.compile(r"Unknown collation:? '?([A-Za-z0-9_]+)")
 
 
 class MariaDB(Engine):
@@ -51,7 +52,13 @@ exec "$server" "$@"
         "--innodb-adaptive-hash-index=0",
         "--skip-innodb-stats-persistent",
         "--max-allowed-packet=1G",
+        # Events are production's jobs: none fires while the dump loads.
+        "--event-scheduler=OFF",
     )
+    # The largest statement or row a server and its local client take: a
+    # limit, not an allocation. Clones get the import's, so that every row a
+    # template holds can be read and rewritten in them.
+    max_packet = "--max-allowed-packet=1G"
 
     def server_args(self):
         # --no-defaults first: the image's option files (bind addresses, log
@@ -69,11 +76,14 @@ exec "$server" "$@"
     def clone_args(self):
         # Small buffers: a developer's clone serves a few queries, and ten of
         # them share one host.
-        return ["--innodb-buffer-pool-size=64M", "--performance-schema=0", "--innodb-buffer-pool-load-at-startup=0"]
+        # Events stay off (production's jobs must not fire in every copy); the
+        # instance's user turns them on with SET GLOBAL event_scheduler = ON.
+        return ["--innodb-buffer-pool-size=64M", "--performance-schema=0", "--innodb-buffer-pool-load-at-startup=0",
+                self.max_packet, "--event-scheduler=OFF"]
 
     def local_client(self, database=None):
         argv = [self.client, "--no-defaults", "--socket=" + SOCKET, "--user=root", "--batch", "--skip-column-names",
-                "--default-character-set=utf8mb4"]
+                "--default-character-set=utf8mb4", self.max_packet]
         return argv + ([database] if database else [])
 
     def query_argv(self, sql, database=None):
@@ -124,6 +134,21 @@ exec "$server" "$@"
 
     def crash_recovery(self, log_text):
         return "crash recovery" in log_text.lower()
+
+    def load_error_advice(self, message):
+        unknown = _UNKNOWN_COLLATION_RE.search(message)
+        if not unknown:
+            return ""
+        collation = unknown.group(1)
+        if "_0900_" in collation and self.name == "mariadb":
+            return (" The dump was written by MySQL 8 or later: collation %s is MySQL's, and this MariaDB server "
+                    "does not know it (MariaDB 11.8 does). Import it with engine: mysql, or with a newer MariaDB "
+                    "image (image: mariadb:11.8)." % collation)
+        if "uca1400" in collation and self.name != "mariadb":
+            return (" The dump was written by MariaDB: collation %s is MariaDB's, and %s does not know it. Import it "
+                    "with engine: mariadb." % (collation, self.name))
+        return (" The server of this image does not know collation %s: import the dump with an image (or engine) "
+                "of the server that wrote it." % collation)
 
     def init_sql(self, user, password, database):
         account = "%s@'%%'" % quote_sql_string(user)

@@ -14,6 +14,7 @@ no value and no key.
 from __future__ import annotations
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.base import quote_identifier, quote_sql_string
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 
 SCHEMA = "myaas_masking"
 SAMPLE_ROWS = 1000
@@ -37,6 +38,16 @@ PATTERNS = {
 TEXT, DATE, OTHER = "text", "date", "other"
 # Transforms that write text, so they need a text column.
 TEXT_TRANSFORMS = ("email", "name", "phone", "credit_card", "ip", "text", "hash")
+# Storage engines whose files and logs masking scrubs: a rebuild writes new
+# data files (InnoDB, Aria, MyISAM), their logs are scrubbed (InnoDB's redo
+# and undo, Aria's log), or they keep nothing on disk. Any other (ARCHIVE,
+# CSV, CONNECT, ROCKSDB, MRG_MyISAM...) keeps old values in files of its own.
+SCRUBBED_ENGINES = ("innodb", "aria", "myisam", "memory", "blackhole")
+# TRUNCATE empties these engines' own files too; others hold data elsewhere.
+TRUNCATED_ENGINES = SCRUBBED_ENGINES + ("archive", "csv")
+# Aria's smallest log file: the scrub fills more than one, so the log files
+# that saw the original rows are given up (and deleted at shutdown).
+ARIA_LOG_BYTES = 8 * 2 ** 20
 
 
 def sql_list(values):
@@ -55,9 +66,12 @@ def luhn_check_digit(payload, length):
 class Column:
     """A column of the template as the classifier and the masker see it."""
 
-    def __init__(self, database, schema, table, name, sql_type, kind, max_length, auto_update=False):
+    def __init__(self, database, schema, table, name, sql_type, kind, max_length, auto_update=False,
+                 storage_engine=None):
         self.database, self.schema, self.table, self.name = database, schema, table, name
         self.sql_type, self.kind, self.max_length = sql_type, kind, max_length
+        # MariaDB's and MySQL's table engine (ENGINE=...); None where there is one (PostgreSQL).
+        self.storage_engine = storage_engine
         # MariaDB's ON UPDATE CURRENT_TIMESTAMP: an UPDATE must name it to keep its value.
         self.auto_update = auto_update
 
@@ -118,16 +132,38 @@ class MariaDBMasking(MaskingDialect):
 
     def columns_sql(self, databases):
         return ("SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, "
-                "COALESCE(c.CHARACTER_MAXIMUM_LENGTH, 0), c.EXTRA LIKE '%%on update%%' FROM information_schema.COLUMNS c "
+                "COALESCE(c.CHARACTER_MAXIMUM_LENGTH, 0), c.EXTRA LIKE '%%on update%%', COALESCE(t.ENGINE, '') "
+                "FROM information_schema.COLUMNS c "
                 "JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
                 "WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_SCHEMA IN (%s) "
                 "ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION" % sql_list(databases))
 
     def column(self, database, fields):
-        schema, table, name, data_type, max_length, auto_update = fields
+        schema, table, name, data_type, max_length, auto_update = fields[:6]
+        storage_engine = fields[6] if len(fields) > 6 else None
         kind = TEXT if data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext") else (
             DATE if data_type in ("date", "datetime", "timestamp") else OTHER)
-        return Column(database, schema, table, name, data_type, kind, declared_length(max_length), auto_update == "1")
+        return Column(database, schema, table, name, data_type, kind, declared_length(max_length), auto_update == "1",
+                      storage_engine)
+
+    @staticmethod
+    def refuse_unscrubbed(column, what, engines):
+        """Raise MyaasError unless masking can scrub the files of ``column``'s table after ``what`` it."""
+        if column.storage_engine is not None and column.storage_engine.lower() not in engines:
+            raise MyaasError(
+                "Table %s uses the storage engine %s, whose files masking cannot scrub: the original values would "
+                "stay in them after it %s the table. Convert the table in post_import_sql (ALTER TABLE %s "
+                "ENGINE=InnoDB;), or keep its columns with a reason (masking: keep)." % (
+                    column.table_key, column.storage_engine, what, quote_identifier(column.table)),
+                table=column.table_key, storage_engine=column.storage_engine)
+
+    def update_sql(self, table_columns, auto_update=()):
+        self.refuse_unscrubbed(table_columns[0][0], "masks", SCRUBBED_ENGINES)
+        return MaskingDialect.update_sql(self, table_columns, auto_update)
+
+    def truncate_sql(self, column):
+        self.refuse_unscrubbed(column, "truncates", TRUNCATED_ENGINES)
+        return MaskingDialect.truncate_sql(self, column)
 
     def matches(self, expr, kind):
         # (?-i): MariaDB's REGEXP follows the column's collation, mostly case-insensitive.
@@ -227,7 +263,10 @@ class MariaDBMasking(MaskingDialect):
         return ["--innodb-immediate-scrub-data-uncompressed=ON", "--use-stat-tables=never"]
 
     def after_shutdown_script(self):
-        return None
+        # The clean shutdown deletes the Aria log files the scrub gave up;
+        # one left behind would still hold original rows.
+        return ('set -- "$1"/aria_log.[0-9]*; if [ $# -gt 1 ]; then echo "Aria log files that saw the original '
+                'rows are still there after the clean shutdown: $*" >&2; exit 1; fi')
 
     def drop_sql(self):
         return "DROP DATABASE IF EXISTS %s;\n" % self.quote(SCHEMA)
@@ -237,6 +276,21 @@ class MariaDBMasking(MaskingDialect):
         # zero-filled by innodb_immediate_scrub_data_uncompressed), then give
         # InnoDB a new redo log twice over, so the log file that saw the
         # original rows is deleted and the final one has the usual size.
-        return ("DROP DATABASE IF EXISTS %s;\nSET GLOBAL innodb_max_purge_lag_wait = 0;\n"
+        return (self.aria_scrub_sql() + "DROP DATABASE IF EXISTS %s;\nSET GLOBAL innodb_max_purge_lag_wait = 0;\n"
                 "SET GLOBAL innodb_log_file_size = @@innodb_log_file_size + 1048576;\n"
                 "SET GLOBAL innodb_log_file_size = @@innodb_log_file_size - 1048576;\n" % self.quote(SCHEMA))
+
+    def aria_scrub_sql(self):
+        """SQL that moves Aria's log on to new files (MariaDB only: MySQL has no Aria).
+
+        Aria logs every row it stores (the dump's originals, the UPDATE's
+        before-images) in aria_log.NNNNNNNN until the file is full (1 GiB).
+        With the smallest file size and more than one file's worth of new log
+        records, the files that saw the originals are no longer needed, and
+        the clean shutdown deletes them.
+        """
+        fill = "%s.%s" % (self.quote(SCHEMA), self.quote("aria_fill"))
+        return ("SET GLOBAL aria_log_file_size = %d;\n"
+                "CREATE TABLE %s (b LONGBLOB) ENGINE=Aria TRANSACTIONAL=1;\n"
+                "INSERT INTO %s VALUES (REPEAT('0', 1048576));\n" % (ARIA_LOG_BYTES, fill, fill)
+                + "INSERT INTO %s SELECT b FROM %s;\n" % (fill, fill) * 4)
