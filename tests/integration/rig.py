@@ -287,23 +287,38 @@ PG_CUSTOMERS = 3000
 SAMPLE = os.path.join(ROOT, "samples", "shop.sql.gz")
 SAMPLE_CUSTOMERS = 6000
 # The images users pull by default, and MyAAS's offline ones: the whole
-# lifecycle is tested on each, for both engines.
-OFFICIAL_IMAGES = {"mariadb": "mariadb:10.11", "postgresql": "postgres:15"}
+# lifecycle is tested on each, for every engine and on a second MariaDB.
+OFFICIAL_IMAGES = {"mariadb": "mariadb:10.11", "postgresql": "postgres:15", "mysql": "mysql:9.7"}
 FLAVOURS = [
     ("mariadb", "mariadb:10.11"),
     ("mariadb", "myaas/mariadb:10.11"),
     ("postgresql", "postgres:15"),
     ("postgresql", "myaas/postgresql:15"),
+    ("mysql", "mysql:9.7"),
+    ("mysql", "myaas/mysql:9.7"),
+    ("mariadb", "mariadb:11.8"),
+    ("mariadb", "myaas/mariadb:11.8"),
 ]
+# The offline images the rig's host role builds (the first of each engine is
+# the one the role records for it); PostgreSQL 17 is built for its own checks.
+OFFLINE_IMAGES = [("mariadb", "myaas/mariadb:10.11"), ("postgresql", PG_IMAGE), ("mysql", "myaas/mysql:9.7"),
+                  ("mariadb", "myaas/mariadb:11.8"), ("postgresql", "myaas/postgresql:17")]
 # Stand-ins for the official images on machines that reach no registry (see
 # its README); CI has shared/ beside the clone.
 STANDIN_BUILD = os.environ.get("MYAAS_STANDIN_BUILD",
                                os.path.join(os.path.dirname(ROOT), "shared", "official-images", "build.sh"))
 
 
+def official_images():
+    """Every official image the tests use, the engines' defaults first."""
+    wanted = list(OFFICIAL_IMAGES.values()) + [image for _, image in FLAVOURS if not image.startswith("myaas/")]
+    wanted += ["postgres:17"]      # beside myaas/postgresql:17, for tests that compare the two
+    return sorted(set(wanted), key=wanted.index)
+
+
 def ensure_official_images():
     """Pull the official images; without a registry, build the stand-ins under their names."""
-    missing = [image for image in OFFICIAL_IMAGES.values()
+    missing = [image for image in official_images()
                if sh("docker", "image", "inspect", image, check=False).returncode != 0]
     missing = [image for image in missing if sh("docker", "pull", "--quiet", image, check=False).returncode != 0]
     if not missing:
@@ -313,7 +328,7 @@ def ensure_official_images():
                              "MYAAS_STANDIN_BUILD): the official-image tests need them." % (missing, STANDIN_BUILD))
     if not shutil.which("mmdebstrap"):
         sh("apt-get", "install", "-y", "-q", "mmdebstrap")
-    built = sh("bash", STANDIN_BUILD, *[image.split(":")[0] for image in missing], check=False)
+    built = sh("bash", STANDIN_BUILD, *missing, check=False)
     assert built.returncode == 0, built.stdout[-3000:]
 
 
@@ -330,8 +345,9 @@ def provision(prefix="myaas-it-", size="12G", image="myaas/mariadb:10.11"):
         "host_pool_size": size,
         "host_pool_label": prefix.strip("-"),
         "host_pool_persist": False,
-        "host_images": [{"name": image, "engine": "mariadb", "source": "build"},
-                        {"name": PG_IMAGE, "engine": "postgresql", "source": "build"}],
+        "host_images": [{"name": image, "engine": "mariadb", "source": "build"}]
+                       + [{"name": name, "engine": engine, "source": "build"}
+                          for engine, name in OFFLINE_IMAGES if name != image],
         "host_python_libs_from": "pip",
     }
     vars_file = os.path.join(base, "vars.json")

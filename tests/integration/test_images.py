@@ -21,12 +21,14 @@ from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry impor
 from rig import FLAVOURS, OFFICIAL_IMAGES, PG_CUSTOMERS, ROOT, SAMPLE, SAMPLE_CUSTOMERS, run_module, sh
 
 CUSTOMERS = {"mariadb": SAMPLE_CUSTOMERS, "postgresql": PG_CUSTOMERS}
-IDS = ["%s-%s" % (engine, "official" if image in OFFICIAL_IMAGES.values() else "offline") for engine, image in FLAVOURS]
+# engine[-version unless the default's]-kind, e.g. mariadb-official, mariadb-11.8-offline
+IDS = ["-".join([engine] + [image.split(":")[1]] * (image.split(":")[1] != OFFICIAL_IMAGES[engine].split(":")[1])
+                + ["offline" if image.startswith("myaas/") else "official"]) for engine, image in FLAVOURS]
 SUPERUSERS = {"mariadb": ["root", "mysql", "mariadb.sys", ""], "postgresql": ["postgres"]}
 
 
 def flavour_id(engine, image):
-    return IDS[FLAVOURS.index((engine, image))]
+    return IDS[FLAVOURS.index((engine, image))].replace(".", "")  # names have no dots: mariadb-118-official
 
 
 @pytest.fixture(scope="module")
@@ -341,7 +343,8 @@ def test_a_dump_that_makes_its_own_database_gets_a_dsn_that_lands_in_it(rig, wor
 def test_a_template_without_image_uses_what_the_host_was_provisioned_with(rig, pg_sql):
     record_path = os.path.join(rig.pool, "host.json")
     with open(record_path, encoding="utf-8") as handle:
-        assert json.load(handle)["images"] == {"mariadb": rig.image, "postgresql": "myaas/postgresql:15"}
+        assert json.load(handle)["images"] == {"mariadb": rig.image, "postgresql": "myaas/postgresql:15",
+                                               "mysql": "myaas/mysql:9.7"}
     made = []
     try:
         for name, args, expected in (
