@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.statements import KEEP_BYTES
 
 SQL = b"-- dump\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n"
 OWN = b"CREATE DATABASE IF NOT EXISTS a;\nUSE a;\nCREATE TABLE t (id int);\n"
@@ -205,3 +206,9 @@ def test_postgresql_statements_after_copy_data_and_dollar_quotes_are_read():
 def test_a_statement_cut_by_the_peek_is_still_read():
     found = dumps.dump_statements(b"USE a;\nINSERT INTO t VALUES (1,'abc", MARIADB)
     assert found == [b"USE a;", b"INSERT INTO t VALUES (1,'abc"]
+
+
+def test_a_peek_that_ends_inside_an_escape_is_read_at_once():
+    cut = b"INSERT INTO t VALUES ('" + b"a" * 200000 + b"\\"
+    for engine in (MARIADB, POSTGRESQL):
+        assert dumps.dump_statements(cut, engine) == [cut[:KEEP_BYTES]]

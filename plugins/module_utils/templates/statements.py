@@ -26,12 +26,16 @@ _LINE_END = re.compile(rb"[^\n]*")
 _MY_LINE_COMMENT = re.compile(rb"(?:--(?=[ \t\r\n]|\Z)|#)[^\n]*")
 _MY_VERSION_OPEN = re.compile(rb"/\*M?![0-9]*")
 _MY_COMMENT = re.compile(rb"/\*.*?(?:\*/|\Z)", re.DOTALL)
-_MY_STRING = re.compile(rb"'(?:[^'\\]++|\\.|'')*+(?:'|\Z)|\"(?:[^\"\\]++|\\.|\"\")*+(?:\"|\Z)|`(?:[^`]++|``)*+(?:`|\Z)",
+# Quoted text, to its closing quote or the end of the data (a peek may cut it,
+# also between a backslash and the character it escapes). One character per
+# step, so that no input makes the match backtrack (targets' Pythons may
+# predate possessive quantifiers).
+_MY_STRING = re.compile(rb"'(?:[^'\\]|\\.|'')*(?:'|\\?\Z)|\"(?:[^\"\\]|\\.|\"\")*(?:\"|\\?\Z)|`(?:[^`]|``)*(?:`|\Z)",
                         re.DOTALL)
 _MY_CLIENT_COMMANDS = (b"use", b"delimiter")
 _PG_LINE_COMMENT = re.compile(rb"--[^\n]*")
-_PG_STRING = re.compile(rb"(?<![A-Za-z0-9_])[Ee]'(?:[^'\\]++|\\.|'')*+(?:'|\Z)|'(?:[^']++|'')*+(?:'|\Z)|"
-                        rb"\"(?:[^\"]++|\"\")*+(?:\"|\Z)", re.DOTALL)
+_PG_STRING = re.compile(rb"(?<![A-Za-z0-9_])[Ee]'(?:[^'\\]|\\.|'')*(?:'|\\?\Z)|'(?:[^']|'')*(?:'|\Z)|"
+                        rb"\"(?:[^\"]|\"\")*(?:\"|\Z)", re.DOTALL)
 _PG_DOLLAR = re.compile(rb"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _PG_COPY_DATA = re.compile(rb"^COPY\b.*\bFROM\s+stdin\b", re.IGNORECASE | re.DOTALL)
 _PG_COPY_END = re.compile(rb"^\\\.\r?$", re.MULTILINE)
