@@ -20,11 +20,12 @@ import pytest
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from rig import FLAVOURS, OFFICIAL_IMAGES, PG_CUSTOMERS, ROOT, SAMPLE, SAMPLE_CUSTOMERS, run_module, sh
 
-CUSTOMERS = {"mariadb": SAMPLE_CUSTOMERS, "postgresql": PG_CUSTOMERS}
+CUSTOMERS = {"mariadb": SAMPLE_CUSTOMERS, "mysql": SAMPLE_CUSTOMERS, "postgresql": PG_CUSTOMERS}
 # engine[-version unless the default's]-kind, e.g. mariadb-official, mariadb-11.8-offline
 IDS = ["-".join([engine] + [image.split(":")[1]] * (image.split(":")[1] != OFFICIAL_IMAGES[engine].split(":")[1])
                 + ["offline" if image.startswith("myaas/") else "official"]) for engine, image in FLAVOURS]
-SUPERUSERS = {"mariadb": ["root", "mysql", "mariadb.sys", ""], "postgresql": ["postgres"]}
+SUPERUSERS = {"mariadb": ["root", "mysql", "mariadb.sys", ""], "postgresql": ["postgres"],
+              "mysql": ["root", "mysql", "mysql.sys", "mysql.session", "mysql.infoschema", ""]}
 
 
 def flavour_id(engine, image):
@@ -32,14 +33,15 @@ def flavour_id(engine, image):
 
 
 @pytest.fixture(scope="module")
-def templates(rig, pg_sql):
-    """The sample shop imported once per (engine, image), on first use."""
+def templates(rig, pg_sql, mysql_dump):
+    """The sample shop imported once per (engine, image), on first use (MySQL's as its mysqldump wrote it)."""
     made = {}
+    dumps = {"mariadb": SAMPLE, "postgresql": pg_sql, "mysql": mysql_dump[0]}
 
     def get(engine, image):
         if (engine, image) not in made:
             name = "img-" + flavour_id(engine, image)
-            result = rig.template(name, SAMPLE if engine == "mariadb" else pg_sql, engine=engine, image=image)
+            result = rig.template(name, dumps[engine], engine=engine, image=image)
             assert result.get("changed") and not result.get("failed"), result
             made[(engine, image)] = result["template"]
         return made[(engine, image)]
@@ -67,14 +69,15 @@ def repo_passwords():
 def login_refusal(engine, host, port, user, password):
     """The server's refusal of a login, or None when the login worked or nothing answered."""
     try:
-        if engine == "mariadb":
+        if engine in ("mariadb", "mysql"):
             pymysql.connect(host=host, port=port, user=user, password=password, connect_timeout=5).close()
         else:
             psycopg2.connect(host=host, port=port, user=user, password=password, dbname="postgres",
                              connect_timeout=5).close()
     except pymysql.err.OperationalError as exc:
-        # 1045 and 1698 access denied (1698: the account exists, its plugin said no), 4151 account locked
-        return exc.args[1] if exc.args[0] in (1045, 1698, 4151) else None
+        # 1045 and 1698 access denied (1698: the account exists, its plugin said no), 3118 (MySQL) and 4151
+        # (MariaDB) account locked
+        return exc.args[1] if exc.args[0] in (1045, 1698, 3118, 4151) else None
     except psycopg2.OperationalError as exc:
         refused = "password authentication failed" in str(exc) or "no password supplied" in str(exc)
         return str(exc) if refused else None
@@ -109,7 +112,7 @@ def test_import_instance_and_reset_on_every_image(rig, templates, engine, image)
     template = templates(engine, image)
     assert template["image"] == image
     # The import server ran as the image's own account and initialised the datadir itself.
-    marker = "mysql" if engine == "mariadb" else "PG_VERSION"
+    marker = "PG_VERSION" if engine == "postgresql" else "mysql"
     owner = os.stat(os.path.join(template["path"], marker)).st_uid
     assert owner == account_uid(image, get_engine(engine).account) and owner != 0
     name = "life-" + flavour_id(engine, image)
@@ -118,7 +121,10 @@ def test_import_instance_and_reset_on_every_image(rig, templates, engine, image)
         assert count_customers(rig, db) == CUSTOMERS[engine]
         config = json.loads(sh("docker", "inspect", db["container"]).stdout)[0]["Config"]
         assert config["Entrypoint"] == ["/bin/sh"] and config["User"].split(":")[0] == str(owner)
-        assert not [var for var in config["Env"] or [] if var.startswith(("MARIADB_", "MYSQL_", "POSTGRES_"))]
+        # No credentials through the entrypoint's variables (the image's own, like MYSQL_MAJOR, aside).
+        image_env = json.loads(sh("docker", "image", "inspect", image).stdout)[0]["Config"]["Env"] or []
+        assert not [var for var in config["Env"] or [] if var.startswith(("MARIADB_", "MYSQL_", "POSTGRES_"))
+                    and var not in image_env]
         rig.query(db, "DELETE FROM reviews")
         assert rig.query(db, "SELECT COUNT(*) FROM reviews")[0][0] == 0
         reset = rig.instance(name, state="reset")["instance"]
