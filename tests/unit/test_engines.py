@@ -137,7 +137,7 @@ def test_dsn_without_a_database_has_no_trailing_slash_and_ipv6_is_bracketed():
 
 def test_client_commands_follow_the_engine():
     assert get_engine("mariadb").client_command("dev", "pw", "db1", 13306, "shop") == \
-        "mariadb --protocol=TCP -h db1 -P 13306 -u dev -ppw shop"
+        "mariadb --protocol=TCP --max-allowed-packet=1G -h db1 -P 13306 -u dev -ppw shop"
     assert get_engine("postgresql").client_command("dev", "pw", "db1", 15432, "shop") == \
         "psql postgresql://dev:pw@db1:15432/shop"
     assert get_engine("postgresql").client_command("dev", "pw", "db1", 15432, None).endswith("/postgres")

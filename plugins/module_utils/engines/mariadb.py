@@ -171,5 +171,6 @@ exec "$server" "$@"
                                database=database or None, connect_timeout=timeout)
 
     def client_command(self, user, password, host, port, database):
-        return shell_join([self.client, "--protocol=TCP", "-h", host, "-P", port, "-u", user, "-p" + password]
-                          + ([database] if database else []))
+        # The client's own limit (16 MiB by default) would refuse reading rows the clone holds.
+        return shell_join([self.client, "--protocol=TCP", self.max_packet, "-h", host, "-P", port, "-u", user,
+                           "-p" + password] + ([database] if database else []))
