@@ -277,6 +277,7 @@ template:
       sample: {shop.customers: 6000}
     masking:
       description: What masking did - C(columns) (column to transform), C(truncated), C(kept) (with reasons),
+        C(rebuilt) (PostgreSQL materialized views refreshed from the masked tables),
         C(rules_sha256) and C(seconds); null when the template is not masked.
       type: dict
     checks:
@@ -301,6 +302,23 @@ template:
       type: list
       elements: str
       sample: ["app@10.0.0.%"]
+    roles_created:
+      description:
+        - PostgreSQL - roles that the dump's statements name (C(OWNER TO), C(GRANT), C(REVOKE), policies,
+          default privileges, C(SET ROLE)) but that it does not create and the server did not have. Each was
+          made NOLOGIN, without a password, before the dump loaded, so that the objects keep their owners
+          and grants.
+      type: list
+      elements: str
+      sample: [ledger_owner]
+    passwords_removed:
+      description:
+        - PostgreSQL - roles that had a password after the load (a C(pg_dumpall) dump brings its roles with
+          production's password verifiers). Each keeps LOGIN and loses its password, so that no production
+          password logs in to an instance; the old catalog rows and the WAL that held them were removed.
+      type: list
+      elements: str
+      sample: [app]
 reason:
   description: Why the template was imported.
   returned: changed

@@ -23,7 +23,7 @@ IMAGES = ["postgres:15", PG_IMAGE]
 
 
 def short(image):
-    return "off" if image.startswith("myaas/") else "std"
+    return ("off" if image.startswith("myaas/") else "std") + image.rsplit(":", 1)[1]
 
 
 def first_value(rig, instance, sql, database=None):
@@ -85,7 +85,7 @@ def test_a_role_the_dump_names_but_the_server_lacks_is_made_nologin(rig, case_ru
         == "true"
 
 
-@pytest.mark.parametrize("image", IMAGES)
+@pytest.mark.parametrize("image", IMAGES + ["postgres:17"])
 def test_the_dumps_event_trigger_sees_none_of_myaas_own_ddl(rig, case_run, image):
     # Classification makes helper functions in the import server (this dump
     # has text columns); the trigger logged each of them before.
@@ -142,31 +142,68 @@ def test_rules_that_name_a_materialized_view_are_refused_with_what_to_do(rig):
     assert not os.path.exists(os.path.join(rig.pool, "templates", "pgcase16-bad", "template.json"))
 
 
-@pytest.fixture
-def dumpall(rig):
-    """A dump made by a real pg_dumpall of a server with a login role `app` whose password is known."""
-    name = "myaas-it-dumpall-%d" % os.getpid()
+@pytest.fixture(scope="module")
+def source_server(rig):
+    """A production-like server (the official image, its own entrypoint): run SQL in it, then dump it."""
+    name = "myaas-it-source-%d" % os.getpid()
     sh("docker", "run", "--detach", "--name", name, "--label", "org.myaas.pool=" + rig.pool,
        "--env", "POSTGRES_PASSWORD=bootstrap-secret", "postgres:15")
-    try:
+
+    def psql(sql, database="postgres"):
         deadline = time.monotonic() + 60
-        setup = ("CREATE ROLE app LOGIN PASSWORD 'prod-secret';\nCREATE ROLE reporting;\n"
-                 "CREATE DATABASE appdb OWNER app;\n\\connect appdb\n"
-                 "CREATE TABLE note (id int PRIMARY KEY, body text);\nINSERT INTO note VALUES (1, 'a'), (2, 'b');\n"
-                 "ALTER TABLE note OWNER TO app;\nGRANT SELECT ON note TO reporting;\n")
         while True:
-            done = subprocess.run(["docker", "exec", "-i", "--user", "postgres", name, "psql", "-v",
-                                   "ON_ERROR_STOP=1", "-q"], input=setup, text=True, capture_output=True, check=False)
+            done = subprocess.run(["docker", "exec", "-i", "--user", "postgres", name, "psql", "-v", "ON_ERROR_STOP=1",
+                                   "-q", "--dbname", database], input=sql, text=True, capture_output=True, check=False)
             if done.returncode == 0:
-                break
-            assert time.monotonic() < deadline, done.stderr
+                return
+            assert time.monotonic() < deadline and "connect" in done.stderr, done.stderr
             time.sleep(0.5)
-        path = os.path.join(rig.base, "dumpall.sql")
-        with open(path, "wb") as out:
-            subprocess.run(["docker", "exec", "--user", "postgres", name, "pg_dumpall"], stdout=out, check=True)
-        yield path
+    try:
+        yield name, psql
     finally:
         sh("docker", "rm", "--force", "--volumes", name, check=False)
+
+
+@pytest.fixture(scope="module")
+def dumpall(rig, source_server):
+    """A dump made by a real pg_dumpall of a server with a login role `app` whose password is known."""
+    name, psql = source_server
+    psql("CREATE ROLE app LOGIN PASSWORD 'prod-secret';\nCREATE ROLE reporting;\n"
+         "CREATE DATABASE appdb OWNER app;\n\\connect appdb\n"
+         "CREATE TABLE note (id int PRIMARY KEY, body text);\nINSERT INTO note VALUES (1, 'a'), (2, 'b');\n"
+         "ALTER TABLE note OWNER TO app;\nGRANT SELECT ON note TO reporting;\n")
+    path = os.path.join(rig.base, "dumpall.sql")
+    with open(path, "wb") as out:
+        subprocess.run(["docker", "exec", "--user", "postgres", name, "pg_dumpall"], stdout=out, check=True)
+    return path
+
+
+def test_an_archive_keeps_its_owners_and_the_roles_it_names_are_made(rig, source_server, workdir):
+    name, psql = source_server
+    psql("CREATE ROLE ledger_owner;\nCREATE ROLE auditor;\nCREATE DATABASE ledger;\n")
+    with open(os.path.join(CASES_DIR, CASES["07"]["file"]), encoding="utf-8") as handle:
+        psql(handle.read() + "\nGRANT SELECT ON public.transfer TO auditor;\n"
+             "ALTER TABLE public.account ENABLE ROW LEVEL SECURITY;\n"
+             "CREATE POLICY own ON public.account TO auditor USING (balance > 100);\n", "ledger")
+    archive = os.path.join(workdir, "ledger.dump")
+    with open(archive, "wb") as out:
+        subprocess.run(["docker", "exec", "--user", "postgres", name, "pg_dump", "--format=custom", "--dbname",
+                        "ledger"], stdout=out, check=True)
+    result = rig.template("pgarchive", archive, engine="postgresql", image="postgres:15")
+    try:
+        assert result.get("changed") and not result.get("failed"), result.get("msg", result)
+        assert sorted(result["template"]["roles_created"]) == ["auditor", "ledger_owner"]
+        made = rig.instance("pgarchive", template="pgarchive")
+        assert not made.get("failed"), made.get("msg")
+        instance = made["instance"]
+        check_case(rig, CASES["07"], instance)
+        assert first_value(rig, instance, "SELECT tableowner FROM pg_tables WHERE tablename = 'account'") == \
+            "ledger_owner"
+        assert first_value(rig, instance, "SELECT string_agg(polname || ':' || array_to_string(polroles::regrole[], "
+                                          "','), ';') FROM pg_policy") == "own:auditor"
+    finally:
+        rig.instance("pgarchive", state="absent")
+        rig.template("pgarchive", None, state="absent")
 
 
 def test_a_pg_dumpall_dump_loads_and_its_login_roles_keep_no_password(rig, dumpall):
@@ -194,3 +231,46 @@ def test_a_pg_dumpall_dump_loads_and_its_login_roles_keep_no_password(rig, dumpa
     finally:
         rig.instance("pgdumpall", state="absent")
         rig.template("pgdumpall", None, state="absent")
+
+
+def test_an_event_trigger_enabled_always_stays_so_and_still_sees_nothing(rig, workdir):
+    """session_replication_role = replica would not quiet it: MyAAS turns it off and back on, ALWAYS."""
+    with open(os.path.join(CASES_DIR, CASES["12"]["file"]), encoding="utf-8") as handle:
+        dump = handle.read().replace("ALTER EVENT TRIGGER log_ddl OWNER TO postgres;",
+                                     "ALTER EVENT TRIGGER log_ddl OWNER TO postgres;\n"
+                                     "ALTER EVENT TRIGGER log_ddl ENABLE ALWAYS;")
+    path = os.path.join(workdir, "always.sql")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(dump)
+    result = rig.template("pgalways", path, engine="postgresql", image="postgres:15",
+                          masking={"columns": {"public.widget.label": "text"}, "keep": {}})
+    try:
+        assert not result.get("failed"), result.get("msg")
+        made = rig.instance("pgalways", template="pgalways")
+        assert not made.get("failed"), made.get("msg")
+        instance = made["instance"]
+        assert first_value(rig, instance, "SELECT count(*) FROM public.ddl_log") == "2"
+        assert first_value(rig, instance, "SELECT evtenabled FROM pg_event_trigger") == "A"
+    finally:
+        rig.instance("pgalways", state="absent")
+        rig.template("pgalways", None, state="absent")
+
+
+def test_a_table_to_mask_with_an_update_trigger_enabled_always_fails_with_its_name(rig, workdir):
+    path = os.path.join(workdir, "trigger.sql")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("CREATE TABLE public.person (id int PRIMARY KEY, email text);\n"
+                     "CREATE TABLE public.audit (note text);\n"
+                     "CREATE FUNCTION public.audit_it() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                     "INSERT INTO public.audit VALUES (OLD.email); RETURN NEW; END $$;\n"
+                     "CREATE TRIGGER audit_person AFTER UPDATE ON public.person FOR EACH ROW "
+                     "EXECUTE FUNCTION public.audit_it();\n"
+                     "ALTER TABLE public.person ENABLE ALWAYS TRIGGER audit_person;\n"
+                     "INSERT INTO public.person VALUES (1, 'ann.original@corp.example');\n")
+    result = rig.template("pgtrigger", path, engine="postgresql", image="postgres:15",
+                          masking={"columns": {"public.person.email": "email"}, "keep": {"public.audit.note": "x"}})
+    try:
+        assert result.get("failed") and "audit_person (person)" in result["msg"], result
+        assert "UPDATE triggers" in result["msg"]
+    finally:
+        rig.template("pgtrigger", None, state="absent")

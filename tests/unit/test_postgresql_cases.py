@@ -107,3 +107,9 @@ def test_materialized_view_columns_are_classified_and_marked_derived():
     view = dialect.column("shop", ["public", "v", "email", "text", "S", "0", "m"])
     table = dialect.column("shop", ["public", "t", "email", "text", "S", "0", "r"])
     assert view.derived and not table.derived and view.key == "public.v.email"
+
+
+def test_update_triggers_that_replica_mode_does_not_quiet_are_listed():
+    sql = PostgreSQLMasking().update_triggers_sql(["public.person", "o'k.t"])
+    assert "tgenabled IN ('A', 'R')" in sql and "tgtype & 16 <> 0" in sql and "NOT tgisinternal" in sql
+    assert "IN ('public.person', 'o''k.t')" in sql and "format('%s (%s)'" in sql

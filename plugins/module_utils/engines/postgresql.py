@@ -191,7 +191,9 @@ exec postgres -D "$datadir" "$@"
                                               "--command", sql]
 
     def restore_argv(self, fmt, database, path, jobs):
-        return ["pg_restore", "--exit-on-error", "--no-owner", "--host", SOCKET_DIR, "--username", "postgres",
+        # Owners are kept, as a plain dump keeps them: the roles the archive
+        # names were made first (templates/roles.py).
+        return ["pg_restore", "--exit-on-error", "--host", SOCKET_DIR, "--username", "postgres",
                 "--jobs", str(jobs), "--dbname", database or "postgres"] + ([] if database else ["--create"]) + [path]
 
     # -- roles a dump names ----------------------------------------------------

@@ -160,8 +160,10 @@ class TemplateChecks:
             sample = "SELECT %s FROM (SELECT %s FROM %s LIMIT %d) AS sample" % (
                 ", ".join(picks), ", ".join(self.sql.quote(column.name) for column in table_columns),
                 self.sql.table(table_columns[0]), SAMPLE_ROWS)
-            row = self._rows(database, sample)[0]
-            counts = [int(value) if value.strip().isdigit() else 0 for value in row]
+            rows = self._rows(database, sample)
+            # An empty table: every SUM is NULL, and the line of tabs is no row.
+            counts = [int(value) if value.strip().isdigit() else 0 for value in (rows[0] if rows else [])]
+            counts += [0] * (len(picks) - len(counts))
             for index, column in enumerate(table_columns):
                 kinds = value_kinds(counts[6 * index:6 * index + 6])
                 if kinds:
