@@ -26,8 +26,8 @@ description:
     of one of the instance's bookmarks, and the instance is not touched.
   - O(keep_generations) keeps older generations on the pool; M(myaas.myaas.myaas_instance) clones them with
     O(myaas.myaas.myaas_instance#module:generation) or O(myaas.myaas.myaas_instance#module:as_of).
-  - The MySQL engine follows the official C(mysql:8.0) image and is covered by unit tests only;
-    MariaDB is tested end to end.
+  - Tested end to end on MariaDB 10.11 and 11.8, MySQL 9.7 and PostgreSQL 15, on the official images and on
+    the offline ones the role M(myaas.myaas.host) builds. MySQL 8.4 works through O(image) but is not tested.
 author: MyAAS team (@myaas)
 extends_documentation_fragment:
   - myaas.myaas.pool
@@ -68,7 +68,8 @@ options:
     default: false
   engine:
     description:
-      - The database engine. V(mysql) is implemented against the same adapter but not tested on a live server.
+      - The database engine. V(mysql) is Oracle's MySQL 8.4 or 9.x; MySQL 8.0 dumps load into it, and into
+        MariaDB 11.8 (O(image)), but not into MariaDB 10.11, which lacks MySQL 8's collations.
     type: str
     choices: [mariadb, mysql, postgresql]
     default: mariadb
@@ -77,7 +78,7 @@ options:
       - The server image. Any image that ships the engine's server binaries and its usual OS account
         (C(mysql), C(postgres)) works; MyAAS starts the server itself and ignores the image's entrypoint.
       - Defaults to the image the host role provisioned for the engine (recorded in C(host.json) on the
-        pool), else to the official V(mariadb:10.11), V(mysql:8.0) or V(postgres:15).
+        pool), else to the official V(mariadb:10.11), V(mysql:9.7) or V(postgres:15).
     type: str
   restore_jobs:
     description:

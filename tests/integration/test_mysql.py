@@ -6,7 +6,9 @@ The lifecycle that every engine shares (reset, dockerd restart, reaper) is in
 test_images.py; Sakila, MySQL's own sample, is in test_sakila.py.
 """
 
+import json
 import os
+import shutil
 import subprocess
 import time
 import urllib.parse
@@ -203,3 +205,22 @@ def test_masking_on_mysql_fails_closed_and_leaves_no_original_in_any_file(rig, w
     finally:
         rig.instance("my-masked-1", state="absent")
         rig.template("my-masked", None, state="absent")
+
+
+def test_the_nightly_playbook_imports_each_dump_with_its_templates_engine(rig, workdir, mysql_dump, shop_sql):
+    dumps = os.path.join(workdir, "dumps")
+    os.makedirs(dumps)
+    shutil.copy(mysql_dump[0], os.path.join(dumps, "billing.sql"))
+    shutil.copy(shop_sql, os.path.join(dumps, "webshop.sql"))
+    per_template = json.dumps({"dumps_dir": dumps, "image": rig.image, "myaas_engines": {"billing": "mysql"},
+                               "myaas_images": {"billing": IMAGES[1]}})
+    try:
+        run = rig.playbook("playbooks/import_templates.yml", "-e", per_template)
+        assert run.returncode == 0, run.stdout[-3000:]
+        billing, webshop = (json.loads(rig.template_json(name)) for name in ("billing", "webshop"))
+        assert (billing["engine"], billing["image"]) == ("mysql", IMAGES[1])
+        assert (webshop["engine"], webshop["image"]) == ("mariadb", rig.image)
+        assert billing["row_counts"] == mysql_dump[1]
+    finally:
+        for name in ("billing", "webshop"):
+            rig.template(name, None, state="absent")
