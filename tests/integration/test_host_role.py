@@ -71,3 +71,55 @@ def test_path_that_is_not_a_block_device_is_refused(rig, workdir):
                            "-e", "host_pool_device=/etc/hostname", "-e", "host_pool_path=" + workdir + "/p")
     assert run.returncode != 0
     assert "host_pool_device /etc/hostname is not a block device" in run.stdout
+
+
+# The role's image tasks alone, for images that must not reach the rig's
+# host.json (the playbook stops before the role would record them).
+IMAGE_PLAY = """- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role: {name: myaas.myaas.host, tasks_from: server_account.yml}
+      vars: {host__engines: "{{ host_images | map(attribute='engine') | unique }}"}
+    - ansible.builtin.include_role: {name: myaas.myaas.host, tasks_from: image.yml}
+      loop: "{{ host_images }}"
+      loop_control: {loop_var: host__image}
+"""
+
+
+def image_play(workdir, images, *args):
+    playbook = os.path.join(workdir, "images.yml")
+    with open(playbook, "w", encoding="utf-8") as handle:
+        handle.write(IMAGE_PLAY)
+    return ansible_playbook(playbook, "-e", json.dumps({"host_images": images}), *args)
+
+
+def test_an_image_whose_suite_lacks_the_tagged_version_is_refused(rig, workdir):
+    image = "myaas-it-wrong/mariadb:11.8"
+    run = image_play(workdir, [{"name": image, "engine": "mariadb", "source": "build", "suite": "bookworm"}])
+    assert run.returncode != 0
+    assert "built from Debian bookworm" in run.stdout and "not version 11.8" in run.stdout, run.stdout[-3000:]
+    assert "Set suite: on its host_images entry" in run.stdout
+    assert sh("docker", "image", "inspect", image, check=False).returncode != 0
+    # Nor is the image left under the name it was built with.
+    assert not sh("docker", "images", "--quiet", "--filter", "reference=myaas-build/*").stdout.strip()
+
+
+def test_check_mode_reports_an_offline_build_and_builds_nothing(rig, workdir):
+    image = "myaas-it-check/mysql:9.7"
+    run = image_play(workdir, [{"name": image, "engine": "mysql", "source": "build"}], "--check")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Image %s would be built from Debian sid." % image in run.stdout
+    assert recap(run.stdout)["changed"] == 1
+    assert sh("docker", "image", "inspect", image, check=False).returncode != 0
+
+
+def test_apt_sources_that_are_not_deb822_are_refused(rig, workdir):
+    sources = os.path.join(workdir, "sources.list")
+    with open(sources, "w", encoding="utf-8") as handle:
+        handle.write("deb http://deb.debian.org/debian bookworm main\n")
+    image = "myaas-it-list/postgresql:15"
+    run = image_play(workdir, [{"name": image, "engine": "postgresql", "source": "build"}],
+                     "-e", "host_image_apt_sources=" + sources)
+    assert run.returncode != 0
+    assert "has no \"Suites:\" line; offline builds need a deb822 .sources file" in run.stdout, run.stdout[-3000:]
+    assert sh("docker", "image", "inspect", image, check=False).returncode != 0
