@@ -103,7 +103,7 @@ def test_a_database_with_the_dumps_locale_is_made(rig, case_run, image):
     check_case(rig, case, instance)
 
 
-@pytest.mark.parametrize("image", IMAGES)
+@pytest.mark.parametrize("image", IMAGES + ["postgres:17"])
 def test_a_materialized_view_is_rebuilt_from_the_masked_table(rig, case_run, image):
     case, template, instance = case_run("16", image)
     personal = [finding["column"] for finding in template["personal_columns"]]
