@@ -57,7 +57,8 @@ class SourceServer:
             log = _run(["docker", "logs", self.name], check=False)
             text = (log.stdout + log.stderr).decode("utf-8", "replace")
             if "ready for connections" in text and "port: 3306" in text.split("ready for connections")[-1]:
-                if _run(["docker", "exec", self.name, "mysql", "-uroot", "-e", "SELECT 1"], check=False).returncode == 0:
+                probe = ["docker", "exec", self.name, "mysql", "-uroot", "-e", "SELECT 1"]
+                if _run(probe, check=False).returncode == 0:
                     return
             time.sleep(0.5)
         raise AssertionError("the source MySQL server did not start: %s" % text[-3000:])

@@ -167,8 +167,11 @@ def test_mysql_sees_a_clean_shutdown_only_at_the_end_of_its_log():
     # A later run that did not stop cleanly: its log ends elsewhere.
     restarted = MYSQL_CLEAN_END + "2026-11-30T05:31:00Z 0 [System] [MY-010931] [Server] ready for connections.\n"
     assert not engine.clean_shutdown(restarted)
-    assert engine.crash_recovery("[InnoDB] Database was not shutdown normally!")
-    assert not engine.crash_recovery(MYSQL_CLEAN_END)
+    assert engine.crash_recovery("[Note] [MY-012551] [InnoDB] Database was not shutdown normally!")
+    assert engine.crash_recovery("[Note] [MY-012552] [InnoDB] Starting crash recovery.")
+    assert not engine.crash_recovery(MYSQL_CLEAN_END + "[Note] [MY-013911] [Server] Crash recovery finished in InnoDB "
+                                     "engine. No attempts to commit, rollback or prepare any transactions.")
+    assert "--log-error-verbosity=3" in engine.command(engine.clone_args())[1]
 
 
 def test_mysql_clones_fire_no_events_and_write_no_binary_log():

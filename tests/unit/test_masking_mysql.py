@@ -17,7 +17,8 @@ def test_transforms_are_mariadbs_so_replacements_agree_across_engines():
 
 
 def test_generated_columns_are_not_masked_they_follow_their_sources():
-    assert "GENERATION_EXPRESSION" in MySQLMasking().columns_sql(["shop"])
+    for masking in (MySQLMasking(), MariaDBMasking()):
+        assert "COALESCE(c.GENERATION_EXPRESSION, '') = ''" in masking.columns_sql(["shop"])
 
 
 def test_the_scrub_truncates_the_undo_that_saw_the_updates_and_renews_the_redo_log():
@@ -27,7 +28,15 @@ def test_the_scrub_truncates_the_undo_that_saw_the_updates_and_renews_the_redo_l
         assert inactive < sql.index("wait_undo_empty('innodb_undo_001,innodb_undo_002')") < active
     assert sql.index("DROP UNDO TABLESPACE myaas_undo_1") > sql.index("myaas_undo_1 SET INACTIVE")
     assert sql.rstrip().endswith("DROP DATABASE IF EXISTS `myaas_masking`;")
-    script = MySQLMasking().after_shutdown_script()
-    assert 'rm -f "$datadir"/#innodb_redo/*' in script and "--innodb-fast-shutdown=0" in script
-    assert "--innodb-redo-log-capacity=268435456" in script
+    assert MySQLMasking().after_shutdown_script() is None   # the engine renews the redo log after every import
     assert MySQLMasking().import_args() == []
+
+
+def test_every_mysql_template_is_frozen_with_the_clones_small_redo_log():
+    engine = get_engine("mysql")
+    script = engine.after_import_script()
+    assert 'rm -f "$datadir"/#innodb_redo/*' in script and "--innodb-fast-shutdown=0" in script
+    assert "--innodb-redo-log-capacity=16777216" in script and "--innodb-redo-log-capacity=16777216" in \
+        engine.clone_args()
+    assert "--innodb-redo-log-capacity=268435456" in engine.bulk_load_args({}, 2 ** 30)
+    assert get_engine("mariadb").after_import_script() is None

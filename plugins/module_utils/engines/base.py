@@ -118,6 +118,10 @@ class Engine:
         """SQL run before stopping an import server, to make its shutdown complete."""
         return ""
 
+    def after_import_script(self):
+        """A shell script run on the stopped datadir ("$1") after every import, in the image (None: none)."""
+        return None
+
     def clean_shutdown(self, log_text):
         """True if the server log shows a complete, clean shutdown."""
         raise NotImplementedError

@@ -12,15 +12,15 @@ files: MySQL has no immediate scrub of freed pages and no purge wait, so
   (set inactive while two new ones take the undo; truncation re-creates
   their files), and the new ones are dropped again;
 - after the clean shutdown the redo log files (spare ones too, which InnoDB
-  recycles without overwriting) are deleted, and one more start and slow
-  shutdown writes fresh ones, so that clones do not create them.
-Generated columns are left out: they are computed from the masked columns.
+  recycles without overwriting) are deleted and written anew: the engine does
+  that after every MySQL import (``MySQL.after_import_script``).
+Generated columns are left out (as in MariaDB): they are computed from the
+masked columns. MySQL has no Aria; MyISAM tables are rebuilt like InnoDB's.
 """
 
 from __future__ import annotations
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engines.mysql import MySQL
-from ansible_collections.myaas.myaas.plugins.module_utils.masking.sql import SCHEMA, MariaDBMasking, sql_list
+from ansible_collections.myaas.myaas.plugins.module_utils.masking.sql import SCHEMA, MariaDBMasking
 
 # The undo tablespaces every MySQL 8.0.14+ datadir has, and the two that take
 # the undo while those are truncated (InnoDB needs two active ones at all times).
@@ -31,14 +31,6 @@ UNDO_WAIT_SECONDS = 600
 
 
 class MySQLMasking(MariaDBMasking):
-
-    def columns_sql(self, databases):
-        return ("SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, "
-                "COALESCE(c.CHARACTER_MAXIMUM_LENGTH, 0), c.EXTRA LIKE '%%on update%%' FROM information_schema.COLUMNS c "
-                "JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
-                "WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_SCHEMA IN (%s) "
-                "AND COALESCE(c.GENERATION_EXPRESSION, '') = '' "
-                "ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION" % sql_list(databases))
 
     def import_args(self):
         # MySQL collects no column statistics by itself (histograms only on
@@ -74,24 +66,6 @@ class MySQLMasking(MariaDBMasking):
         return "".join(lines)
 
     def after_shutdown_script(self):
-        # "$1" is the datadir. mysqld makes new redo files (of the capacity
-        # every MyAAS server of the engine has) when it finds none after a
-        # clean stop.
-        return r"""set -eu
-datadir=$1
-rm -f "$datadir"/#innodb_redo/*
-log=$(mktemp)
-mysqld --no-defaults --datadir="$datadir" --socket=/tmp/myaas-scrub.sock --skip-networking --mysqlx=OFF \
-    --disable-log-bin --event-scheduler=OFF --innodb-fast-shutdown=0 --log-error="$log" %s &
-pid=$!
-tries=0
-until grep -q "ready for connections" "$log"; do
-    tries=$((tries + 1))
-    if [ "$tries" -gt 1200 ] || ! kill -0 "$pid" 2>/dev/null; then cat "$log" >&2; exit 1; fi
-    sleep 0.1
-done
-kill -TERM "$pid"
-wait "$pid" || { cat "$log" >&2; exit 1; }
-grep -q "Shutdown complete" "$log" || { cat "$log" >&2; exit 1; }
-rm -f "$log"
-""" % " ".join(MySQL.common_args)
+        # The engine renews the redo log after every MySQL import (engines/mysql.py), which also
+        # deletes the files that saw the original values.
+        return None

@@ -136,6 +136,8 @@ class MariaDBMasking(MaskingDialect):
                 "FROM information_schema.COLUMNS c "
                 "JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
                 "WHERE t.TABLE_TYPE = 'BASE TABLE' AND c.TABLE_SCHEMA IN (%s) "
+                # Generated columns cannot be set: they follow the masked columns they are computed from.
+                "AND COALESCE(c.GENERATION_EXPRESSION, '') = '' "
                 "ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION" % sql_list(databases))
 
     def column(self, database, fields):

@@ -232,8 +232,9 @@ class TemplateManager:
             self._shutdown(container)
             # Removed passwords: the WAL that saw production's verifiers goes too.
             scrub = (report["masking"] or passwords) and gate.sql.after_shutdown_script()
-            if scrub:
-                self._after_shutdown(scrub, staging, planned["image"], uid, gid)
+            for script in (scrub, engine.after_import_script()):
+                if script:
+                    self._after_shutdown(script, staging, planned["image"], uid, gid)
             laps.append(("shutdown_and_scrub", time.monotonic()))
             self.pool.set_readonly(staging, True)
             os.rename(staging, planned["path"])
