@@ -20,8 +20,8 @@ FEATURES_SQL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 def _run(argv, stdin=None, check=True):
     proc = subprocess.run(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     if check and proc.returncode:
-        raise AssertionError("%s failed (%d): %s" % (" ".join(argv[:4]), proc.returncode,
-                                                      proc.stderr.decode("utf-8", "replace")[-2000:]))
+        error = proc.stderr.decode("utf-8", "replace")[-2000:]
+        raise AssertionError("%s failed (%d): %s" % (" ".join(argv[:4]), proc.returncode, error))
     return proc
 
 
@@ -80,8 +80,8 @@ class SourceServer:
         for database in databases:
             for (table,) in self.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s' "
                                        "AND TABLE_TYPE = 'BASE TABLE'" % database):
-                counts["%s.%s" % (database, table)] = int(self.query("SELECT COUNT(*) FROM `%s`.`%s`"
-                                                                    % (database, table))[0][0])
+                rows = self.query("SELECT COUNT(*) FROM `%s`.`%s`" % (database, table))
+                counts["%s.%s" % (database, table)] = int(rows[0][0])
         return counts
 
     def dump(self, path, databases):

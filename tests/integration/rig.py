@@ -33,6 +33,21 @@ def sh(*argv, check=True, **kwargs):
     return subprocess.run(argv, check=check, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
+def files_holding(path, needles):
+    """The files under ``path`` (relative, sorted) that hold any of ``needles`` (str or bytes), byte for byte.
+
+    Every file of a template's subvolume is read, whatever its kind: the
+    search that proves masking left no original value behind.
+    """
+    with tempfile.NamedTemporaryFile() as patterns:
+        patterns.write(b"".join((n if isinstance(n, bytes) else n.encode()) + b"\n" for n in needles))
+        patterns.flush()
+        found = sh("grep", "--recursive", "--files-with-matches", "--text", "--fixed-strings", "--file",
+                   patterns.name, path, check=False)
+    assert found.returncode in (0, 1), found.stdout
+    return sorted(os.path.relpath(name, path) for name in found.stdout.splitlines())
+
+
 def descendants(pid):
     """The pids of every process below ``pid`` (children, their children, ...)."""
     parents = {}
@@ -243,7 +258,7 @@ class Rig:
 
     def remove_everything(self):
         for container in self.containers():
-            sh("docker", "rm", "--force", container, check=False)
+            sh("docker", "rm", "--force", "--volumes", container, check=False)
         for volume in self.volumes():
             sh("docker", "volume", "rm", "--force", volume, check=False)
 
@@ -311,7 +326,7 @@ STANDIN_BUILD = os.environ.get("MYAAS_STANDIN_BUILD",
 
 def official_images():
     """Every official image the tests use, the engines' defaults first."""
-    wanted = list(OFFICIAL_IMAGES.values()) + [image for _, image in FLAVOURS if not image.startswith("myaas/")]
+    wanted = list(OFFICIAL_IMAGES.values()) + [image for _engine, image in FLAVOURS if not image.startswith("myaas/")]
     wanted += ["postgres:17"]      # beside myaas/postgresql:17, for tests that compare the two
     return sorted(set(wanted), key=wanted.index)
 
@@ -345,9 +360,8 @@ def provision(prefix="myaas-it-", size="12G", image="myaas/mariadb:10.11"):
         "host_pool_size": size,
         "host_pool_label": prefix.strip("-"),
         "host_pool_persist": False,
-        "host_images": [{"name": image, "engine": "mariadb", "source": "build"}]
-                       + [{"name": name, "engine": engine, "source": "build"}
-                          for engine, name in OFFLINE_IMAGES if name != image],
+        "host_images": [{"name": image, "engine": "mariadb", "source": "build"}] + [
+            {"name": name, "engine": engine, "source": "build"} for engine, name in OFFLINE_IMAGES if name != image],
         "host_python_libs_from": "pip",
     }
     vars_file = os.path.join(base, "vars.json")

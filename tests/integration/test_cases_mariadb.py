@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from rig import ROOT, sh
+from rig import ROOT, files_holding, sh
 
 CASES_DIR = os.path.join(ROOT, "tests", "data", "cases")
 with open(os.path.join(CASES_DIR, "mariadb.json"), encoding="utf-8") as _handle:
@@ -59,8 +59,8 @@ def run_case(rig, case_id, src):
     case = CASES[case_id]
     name = "case-" + case_id
     try:
-        template, instance = import_and_clone(rig, name, src, **({"masking": case["masking"]}
-                                                                  if case.get("masking") else {}))
+        options = {"masking": case["masking"]} if case.get("masking") else {}
+        template, instance = import_and_clone(rig, name, src, **options)
         if case.get("database"):
             assert instance["database"] == case["database"]
         for sql, want in case["check_sql"]:
@@ -68,13 +68,6 @@ def run_case(rig, case_id, src):
         return template
     finally:
         drop(rig, name, src)
-
-
-def files_holding(path, needles):
-    """Files under ``path`` holding any of ``needles``, byte for byte (every file of the subvolume)."""
-    found = sh("grep", "-rlaF", "-e", "\n".join(needles), path, check=False)
-    assert found.returncode in (0, 1), found.stdout
-    return found.stdout.split()
 
 
 # -- 04: a row larger than 16 MiB ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from personal_dump import DOMAIN, customer, luhn, masking_rules, originals, write
-from rig import PG_IMAGE, sh
+from rig import PG_IMAGE, files_holding, sh
 
 CUSTOMERS = 2000
 ENGINES = ["mariadb", "postgresql"]
@@ -43,10 +43,7 @@ def dumps(rig):
             "full": write(os.path.join(rig.base, "personal-%s.sql" % engine), dialect, CUSTOMERS),
             "quarter": write(os.path.join(rig.base, "personal-%s-quarter.sql" % engine), dialect, CUSTOMERS // 4),
         }
-    needles = os.path.join(rig.base, "originals.txt")
-    with open(needles, "w", encoding="utf-8") as out:
-        out.write("\n".join(originals(CUSTOMERS)) + "\n")
-    made["needles"] = needles
+    made["needles"] = originals(CUSTOMERS)
     return made
 
 
@@ -60,13 +57,6 @@ def masked(rig, dumps):
         assert result.get("changed") and not result.get("failed"), result.get("msg", result)
         made[engine] = result["template"]
     return made
-
-
-def files_holding(path, needles):
-    """Files under ``path`` that hold any of the lines of ``needles``, byte for byte."""
-    found = sh("grep", "-rlaF", "-f", needles, path, check=False)
-    assert found.returncode in (0, 1), found.stdout
-    return found.stdout.split()
 
 
 @pytest.mark.parametrize("engine", ENGINES)

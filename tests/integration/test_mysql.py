@@ -17,7 +17,7 @@ import pymysql
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
-from rig import sh
+from rig import files_holding, sh
 
 IMAGES = ["mysql:9.7", "myaas/mysql:9.7"]
 IDS = ["official", "offline"]
@@ -69,8 +69,8 @@ def login_refused(port, user, password):
 
 
 @pytest.mark.parametrize("image", IMAGES, ids=IDS)
-def test_a_gtid_mysqldump_loads_and_its_objects_work_for_the_instances_user(rig, mysql_templates, mysql_dump,
-                                                                             image):
+def test_a_gtid_mysqldump_loads_and_its_objects_work_for_the_instances_user(
+        rig, mysql_templates, mysql_dump, image):
     path, source_counts, _emails = mysql_dump
     with open(path, encoding="utf-8") as handle:
         head = handle.read(4096)
@@ -156,18 +156,6 @@ def test_no_account_on_a_mysql_clone_opens_over_tcp_with_no_or_a_known_password(
         assert not login_refused(instance["port"], instance["user"], instance["password"])
     finally:
         rig.instance("my-accounts", state="absent")
-
-
-def files_holding(folder, needles):
-    """The files below ``folder`` that contain any of ``needles`` (bytes), read whole."""
-    found = []
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as handle:
-                data = handle.read()
-            if any(needle in data for needle in needles):
-                found.append(os.path.relpath(os.path.join(root, name), folder))
-    return found
 
 
 def test_masking_on_mysql_fails_closed_and_leaves_no_original_in_any_file(rig, workdir, mysql_templates,

@@ -25,7 +25,7 @@ VERSION_COMMANDS = {
 }
 # (client, time zone loader) of the MySQL family's images.
 TZ_TOOLS = {"mariadb": ("mariadb", "mariadb-tzinfo-to-sql"), "mysql": ("mysql", "mysql_tzinfo_to_sql")}
-IDS = [image for _, image in OFFLINE_IMAGES]
+IDS = [image for _engine, image in OFFLINE_IMAGES]
 PG_IMAGES = [image for engine, image in OFFLINE_IMAGES if engine == "postgresql"]
 MYSQL_FAMILY = [(engine, image) for engine, image in OFFLINE_IMAGES if engine in TZ_TOOLS]
 
@@ -119,7 +119,7 @@ def test_a_dump_of_an_en_us_database_with_contrib_loads_and_clones(rig, workdir,
         rig.template(name, dump, state="absent")
 
 
-@pytest.mark.parametrize("engine,image", MYSQL_FAMILY, ids=[image for _, image in MYSQL_FAMILY])
+@pytest.mark.parametrize("engine,image", MYSQL_FAMILY, ids=[image for _engine, image in MYSQL_FAMILY])
 def test_mysql_family_images_start_by_hand_and_load_time_zones(rig, engine, image):
     client, loader = TZ_TOOLS[engine]
     container = "myaas-it-tz-" + re.sub(r"[^a-z0-9]+", "-", image)

@@ -7,8 +7,9 @@ from ansible_collections.myaas.myaas.plugins.module_utils.templates.checks impor
 
 
 def test_each_engine_of_the_mysql_family_gets_its_own_dialect():
-    assert type(dialect(get_engine("mysql"))) is MySQLMasking
-    assert type(dialect(get_engine("mariadb"))) is MariaDBMasking
+    assert isinstance(dialect(get_engine("mysql")), MySQLMasking)
+    assert not isinstance(dialect(get_engine("mariadb")), MySQLMasking)
+    assert isinstance(dialect(get_engine("mariadb")), MariaDBMasking)
 
 
 def test_transforms_are_mariadbs_so_replacements_agree_across_engines():

@@ -64,7 +64,7 @@ def test_a_create_role_of_an_existing_role_is_commented_out_line_for_line():
     client = ["psql", "--dbname", "x y"]
     argv = PostgreSQL().skip_create_role_argv(["postgres"], client)
     assert argv[:2] == ["sh", "-c"] and argv[2].endswith("| exec psql --dbname 'x y'")
-    script = argv[2].split(" | exec ")[0]
+    script = argv[2].split(" | exec ", maxsplit=1)[0]
     out = subprocess.run(["sh", "-c", script], input="CREATE ROLE postgres;\nCREATE ROLE postgres2;\n",
                          capture_output=True, text=True, check=True).stdout
     assert out == "-- exists already: CREATE ROLE postgres;\nCREATE ROLE postgres2;\n"

@@ -245,8 +245,8 @@ class TemplateManager:
             self.docker.remove(container, self.pool.path)
             self.pool.delete_subvolume(staging)
             if isinstance(exc, MyaasError):
-                exc.msg = "Template %s was not changed: %s%s" % (self.name, exc.msg,
-                                                                  self.engine.load_error_advice(exc.msg))
+                advice = self.engine.load_error_advice(exc.msg)
+                exc.msg = "Template %s was not changed: %s%s" % (self.name, exc.msg, advice)
                 if state.get("Status") == "exited" and state.get("ExitCode") not in (0, None):
                     exc.msg += " The import server died (exit code %s); see server_log." % state["ExitCode"]
                 if free < LOW_SPACE_BYTES or "is full" in exc.msg or "No space left" in exc.msg:

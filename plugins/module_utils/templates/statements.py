@@ -121,7 +121,7 @@ def _mysql(data):
 
 def _pg_block_comment_end(data, pos):
     """Where a /* comment that starts at ``pos`` ends: PostgreSQL's comments nest."""
-    depth, pos = 0, pos
+    depth = 0
     while pos < len(data):
         if data.startswith(b"/*", pos):
             depth, pos = depth + 1, pos + 2
