@@ -317,6 +317,8 @@ template:
         - PostgreSQL - roles that had a password after the load (a C(pg_dumpall) dump brings its roles with
           production's password verifiers). Each keeps LOGIN and loses its password, so that no production
           password logs in to an instance; the old catalog rows and the WAL that held them were removed.
+        - MariaDB and MySQL - accounts (C(user@host)) that could log in after the load (a dump of the C(mysql)
+          schema, C(--all-databases), brings production's). Each is locked in every instance.
       type: list
       elements: str
       sample: [app]

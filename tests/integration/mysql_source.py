@@ -1,8 +1,8 @@
-"""A production-like MySQL server of the tests' own, and dumps written by its own mysqldump.
+"""A production-like MySQL (or MariaDB) server of the tests' own, and dumps written by its own dump tool.
 
 The server runs on the official image with its official entrypoint, with
-GTIDs, the binary log and the event scheduler on, as production servers
-run; its dumps therefore carry what real ones carry (GTID_PURGED,
+the binary log (MySQL: GTIDs too) and the event scheduler on, as production
+servers run; its dumps therefore carry what real ones carry (GTID_PURGED,
 SQL_LOG_BIN, version comments, DEFINERs, events).
 """
 
@@ -14,6 +14,14 @@ import uuid
 LABEL = "org.myaas.test=mysql-source"
 # Production's server: the official image of the version MyAAS defaults to.
 SOURCE_IMAGE = "mysql:9.7"
+# What differs between the two servers where the tests meet them.
+FLAVOURS = {
+    "mysql": {"client": "mysql", "dump": ["mysqldump", "--set-gtid-purged=ON"],
+              "env": "MYSQL_ALLOW_EMPTY_PASSWORD=yes",
+              "args": ["--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--skip-innodb-numa-interleave"]},
+    "mariadb": {"client": "mariadb", "dump": ["mariadb-dump"], "env": "MARIADB_ALLOW_EMPTY_ROOT_PASSWORD=yes",
+                "args": []},
+}
 FEATURES_SQL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "mysql_features.sql")
 
 
@@ -28,16 +36,17 @@ def _run(argv, stdin=None, check=True):
 class SourceServer:
     """``with SourceServer(image) as source:`` a running server, removed on exit."""
 
-    def __init__(self, image):
+    def __init__(self, image, engine="mysql"):
         self.image = image
-        self.name = "myaas-test-mysql-source-" + uuid.uuid4().hex[:8]
+        self.flavour = FLAVOURS[engine]
+        self.client = self.flavour["client"]
+        self.name = "myaas-test-%s-source-%s" % (engine, uuid.uuid4().hex[:8])
 
     def __enter__(self):
         # No network: the tests talk to it through `docker exec` and the local socket.
         _run(["docker", "run", "--detach", "--name", self.name, "--label", LABEL, "--network", "none",
-              "--env", "MYSQL_ALLOW_EMPTY_PASSWORD=yes", self.image,
-              "--gtid-mode=ON", "--enforce-gtid-consistency=ON", "--log-bin=binlog", "--server-id=7",
-              "--event-scheduler=ON", "--skip-innodb-numa-interleave"])
+              "--env", self.flavour["env"], self.image, "--log-bin=binlog", "--server-id=7", "--event-scheduler=ON"]
+             + self.flavour["args"])
         try:
             self._wait_ready()
         except BaseException:
@@ -57,20 +66,20 @@ class SourceServer:
             log = _run(["docker", "logs", self.name], check=False)
             text = (log.stdout + log.stderr).decode("utf-8", "replace")
             if "ready for connections" in text and "port: 3306" in text.split("ready for connections")[-1]:
-                probe = ["docker", "exec", self.name, "mysql", "-uroot", "-e", "SELECT 1"]
+                probe = ["docker", "exec", self.name, self.client, "-uroot", "-e", "SELECT 1"]
                 if _run(probe, check=False).returncode == 0:
                     return
             time.sleep(0.5)
-        raise AssertionError("the source MySQL server did not start: %s" % text[-3000:])
+        raise AssertionError("the source server did not start: %s" % text[-3000:])
 
     def load(self, path, database=None):
         with open(path, "rb") as handle:
-            _run(["docker", "exec", "--interactive", self.name, "mysql", "-uroot"] + ([database] if database else []),
-                 stdin=handle)
+            _run(["docker", "exec", "--interactive", self.name, self.client, "-uroot"]
+                 + ([database] if database else []), stdin=handle)
 
     def query(self, sql, database=None):
         """Rows of ``sql`` as lists of strings."""
-        out = _run(["docker", "exec", self.name, "mysql", "-uroot", "--batch", "--skip-column-names", "-e", sql]
+        out = _run(["docker", "exec", self.name, self.client, "-uroot", "--batch", "--skip-column-names", "-e", sql]
                    + ([database] if database else [])).stdout.decode("utf-8")
         return [line.split("\t") for line in out.splitlines()]
 
@@ -84,12 +93,14 @@ class SourceServer:
                 counts["%s.%s" % (database, table)] = int(rows[0][0])
         return counts
 
-    def dump(self, path, databases):
-        """mysqldump of ``databases`` as production backups take it (GTIDs, routines, events, triggers)."""
+    def dump(self, path, databases=None):
+        """A dump of ``databases`` (None: --all-databases, the mysql schema and its accounts too) as
+        production backups take it (GTIDs, routines, events, triggers)."""
+        which = ["--databases"] + list(databases) if databases else ["--all-databases"]
         with open(path, "wb") as out:
-            proc = subprocess.run(["docker", "exec", self.name, "mysqldump", "-uroot", "--single-transaction",
-                                   "--routines", "--events", "--triggers", "--set-gtid-purged=ON", "--databases"]
-                                  + list(databases), stdout=out, stderr=subprocess.PIPE, check=False)
+            proc = subprocess.run(["docker", "exec", self.name] + self.flavour["dump"] + [
+                "-uroot", "--single-transaction", "--routines", "--events", "--triggers"] + which,
+                stdout=out, stderr=subprocess.PIPE, check=False)
         if proc.returncode:
-            raise AssertionError("mysqldump failed: %s" % proc.stderr.decode("utf-8", "replace")[-2000:])
+            raise AssertionError("the dump failed: %s" % proc.stderr.decode("utf-8", "replace")[-2000:])
         return path

@@ -160,6 +160,26 @@ exec "$server" "$@"
             "",
         ])
 
+    def login_passwords_sql(self):
+        """A query listing the accounts (user@host) that may log in: a dump of the `mysql` schema
+        (`--all-databases`) brings production's, with their passwords (or none).
+
+        Local root and mysql are the import's own (mariadb-install-db's socket logins; MySQL's root is locked
+        before the freeze), reachable from inside the container only.
+        """
+        return ("SELECT CONCAT(User, '@', Host) FROM mysql.global_priv "
+                # JSON_VALUE gives a JSON true as '1' (10.11) or 'true'.
+                "WHERE COALESCE(JSON_VALUE(priv, '$.account_locked'), '0') NOT IN ('1', 'true') "
+                "AND COALESCE(JSON_VALUE(priv, '$.is_role'), '0') NOT IN ('1', 'true') "
+                "AND NOT (User IN ('root', 'mysql') AND Host = 'localhost') ORDER BY 1")
+
+    def remove_passwords_sql(self, accounts):
+        # Locked in the grant tables on disk, which the clones' servers read at
+        # start; the import server's own accounts in memory stay as they are
+        # (a FLUSH PRIVILEGES would give local root production's password).
+        return ("UPDATE mysql.global_priv SET priv = JSON_SET(priv, '$.account_locked', true) "
+                "WHERE CONCAT(User, '@', Host) IN (%s);\n" % ", ".join(quote_sql_string(a) for a in accounts))
+
     def lock_accounts_sql(self, users):
         # A branch's data holds the account of the instance it was made from;
         # its password must not open the branch's clones.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.base import quote_sql_string
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.mariadb import MariaDB
 
 # The redo log of clones (and of the frozen template): what a clone writes
@@ -85,7 +86,7 @@ exec mysqld "$@"
         # writes would be written twice. Rows as large as the template holds
         # (the import took up to 1G) must be rewritable in a clone.
         return ["--innodb-buffer-pool-size=67108864", "--performance-schema=OFF", "--disable-log-bin",
-                "--event-scheduler=OFF", "--max-allowed-packet=1G", CLONE_REDO_CAPACITY]
+                "--event-scheduler=OFF", self.max_packet, CLONE_REDO_CAPACITY]
 
     def after_import_script(self):
         # MySQL (8.0.30+) writes its spare redo files anew at every start:
@@ -97,8 +98,14 @@ exec mysqld "$@"
         # shutdown writes them at the clones' size.
         return _RENEW_REDO % " ".join(list(self.common_args) + [CLONE_REDO_CAPACITY])
 
-    def local_client(self, database=None):
-        return MariaDB.local_client(self) + ["--max-allowed-packet=1G"] + ([database] if database else [])
+    def login_passwords_sql(self):
+        # MySQL's grant tables are tables (MariaDB's mysql.user is a view over global_priv).
+        return ("SELECT CONCAT(user, '@', host) FROM mysql.user WHERE account_locked = 'N' "
+                "AND NOT (user = 'root' AND host = 'localhost') ORDER BY 1")
+
+    def remove_passwords_sql(self, accounts):
+        return ("UPDATE mysql.user SET account_locked = 'Y' WHERE CONCAT(user, '@', host) IN (%s);\n"
+                % ", ".join(quote_sql_string(account) for account in accounts))
 
     def before_shutdown_sql(self):
         # No clone may offer a password-less root, even on its local socket.
