@@ -139,7 +139,8 @@ options:
     type: int
     default: 300
 requirements:
-  - PyMySQL on the target, for the login check.
+  - PyMySQL on the target, for the login check (with C(cryptography) for MySQL's C(caching_sha2_password);
+    the role M(myaas.myaas.host) installs both), or psycopg2 for PostgreSQL.
 attributes:
   check_mode:
     description: Can run in check mode and report what would change without changing anything.
@@ -213,7 +214,7 @@ instance:
     client_command:
       description: The engine's command-line client, ready to paste into a shell.
       type: str
-      sample: "mariadb -h db1.example.org -P 13306 -u dev -psecret shop"
+      sample: "mariadb --protocol=TCP --max-allowed-packet=1G -h db1.example.org -P 13306 -u dev -psecret shop"
     container: {description: Name of the server container., type: str, sample: myaas-shop-alice}
     created_at: {description: "Creation time, UTC, ISO 8601.", type: str}
     expires_at: {description: When the reaper may remove it; null for never., type: str}

@@ -118,8 +118,8 @@ options:
       - Fails closed. Every column is classified, by its name and by a sample of its values; a column that looks
         personal and that no rule covers fails the import, and the error lists them with rules to paste.
       - Nothing of a masked or truncated original stays in the template's files - masked tables are rebuilt,
-        freed space is zero-filled, and the redo log (MariaDB) or WAL (PostgreSQL) is replaced after the clean
-        shutdown. MariaDB and PostgreSQL only.
+        old row versions are purged (MariaDB zero-fills freed space, MySQL's undo tablespaces are truncated), and
+        the redo log (MariaDB, MySQL) or WAL (PostgreSQL) is replaced after the clean shutdown. Every engine.
       - Without it, imports are not masked, and the result lists the columns that look personal as a warning.
     type: dict
   checks:

@@ -11,6 +11,8 @@ CREATE TABLE member (
   email VARCHAR(190) NOT NULL,
   full_name VARCHAR(120) NOT NULL,
   profile JSON NOT NULL,
+  -- Personal by its values only: its name says nothing.
+  extra JSON NULL,
   email_domain VARCHAR(190) GENERATED ALWAYS AS (SUBSTRING_INDEX(email, '@', -1)) STORED,
   name_length INT GENERATED ALWAYS AS (CHAR_LENGTH(full_name)) VIRTUAL,
   internal_note VARCHAR(60) NOT NULL DEFAULT 'none' INVISIBLE,
@@ -30,6 +32,7 @@ SELECT CONCAT('member', i, '@corp-mail.example'), CONCAT('Member Nr ', i),
        16 + i % 80, ST_SRID(POINT(10 + i / 100, 50 + i / 1000), 4326)
 FROM n;
 UPDATE member SET internal_note = CONCAT('note ', id) WHERE id % 10 = 0;
+UPDATE member SET extra = JSON_OBJECT('backup', CONCAT('member', id, '@corp-mail.example')) WHERE id % 2 = 0;
 
 CREATE TABLE event_log (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,

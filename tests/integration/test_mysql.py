@@ -25,7 +25,7 @@ DEFINER = "app@10.0.0.%"
 # The production password of the definer account in tests/data/mysql_features.sql.
 PRODUCTION_PASSWORD = "Prod-Only-9f3b"
 RULES = {
-    "columns": {"app.member.email": "email", "app.member.full_name": "name",
+    "columns": {"app.member.email": "email", "app.member.full_name": "name", "app.member.extra": "null",
                 "shop.customers.email": "email", "shop.customers.full_name": "name"},
     "keep": {"shop.categories.name": "product data", "shop.products.name": "product data"},
 }
@@ -165,25 +165,30 @@ def test_masking_on_mysql_fails_closed_and_leaves_no_original_in_any_file(rig, w
     drop_trigger = os.path.join(workdir, "drop-trigger.sql")
     with open(drop_trigger, "w", encoding="utf-8") as handle:
         handle.write("DROP TRIGGER app.member_audit;\n")
-    partial = dict(RULES, columns=dict(RULES["columns"]))
-    del partial["columns"]["app.member.email"]
-    refused = rig.template("my-masked", path, engine="mysql", image=IMAGES[0], masking=partial,
-                           post_import_sql=[drop_trigger])
-    assert refused.get("failed") and "app.member.email" in refused["msg"], refused
-    assert "app.member.email" in refused["uncovered"]
-    assert not os.path.exists(os.path.join(rig.pool, "templates", "my-masked", "gen-1"))
-
-    masked = rig.template("my-masked", path, engine="mysql", image=IMAGES[0], masking=RULES,
-                          post_import_sql=[drop_trigger])
-    assert masked.get("changed") and not masked.get("failed"), masked
-    assert masked["template"]["row_counts"] == source_counts
-    needles = [email.encode() for email in emails[:100]] + [b"Member Nr 17", b"customer501@example.org"]
-    # The same search finds the originals in the unmasked template of the same dump.
-    assert files_holding(mysql_templates(IMAGES[0])["path"], needles)
-    assert files_holding(masked["template"]["path"], needles) == []
-
-    instance = rig.instance("my-masked-1", template="my-masked")["instance"]
     try:
+        partial = dict(RULES, columns=dict(RULES["columns"]))
+        del partial["columns"]["app.member.email"], partial["columns"]["app.member.extra"]
+        refused = rig.template("my-masked", path, engine="mysql", image=IMAGES[0], masking=partial,
+                               post_import_sql=[drop_trigger])
+        assert refused.get("failed") and "app.member.email" in refused["msg"], refused
+        # A JSON column is sampled too: its values hold e-mail addresses, its name says nothing.
+        assert {"app.member.email", "app.member.extra"} <= set(refused["uncovered"]), refused["uncovered"]
+        text_on_json = dict(RULES, columns=dict(RULES["columns"], **{"app.member.extra": "email"}))
+        wrong = rig.template("my-masked", path, engine="mysql", image=IMAGES[0], masking=text_on_json,
+                             post_import_sql=[drop_trigger])
+        assert wrong.get("failed") and "app.member.extra is a json column" in wrong["msg"], wrong.get("msg")
+        assert not os.path.exists(os.path.join(rig.pool, "templates", "my-masked", "gen-1"))
+
+        masked = rig.template("my-masked", path, engine="mysql", image=IMAGES[0], masking=RULES,
+                              post_import_sql=[drop_trigger])
+        assert masked.get("changed") and not masked.get("failed"), masked
+        assert masked["template"]["row_counts"] == source_counts
+        needles = [email.encode() for email in emails[:100]] + [b"Member Nr 17", b"customer501@example.org"]
+        # The same search finds the originals in the unmasked template of the same dump.
+        assert files_holding(mysql_templates(IMAGES[0])["path"], needles)
+        assert files_holding(masked["template"]["path"], needles) == []
+
+        instance = rig.instance("my-masked-1", template="my-masked")["instance"]
         rows = rig.query(instance, "SELECT email, full_name, email_domain FROM app.member ORDER BY id LIMIT 50")
         assert all(email.startswith("user.") and email.endswith("@example.com") for email, _n, _d in rows)
         assert {domain for _e, _n, domain in rows} == {"example.com"}   # the generated column follows

@@ -55,11 +55,11 @@ def test_sakila_on_mysql_holds_the_sources_data_and_its_objects_work(rig, sakila
         in_stock = source.query("CALL film_in_stock(1, 1, @c); SELECT @c", "sakila")[-1][0]
     assert counts["sakila.rental"] == 16044 and counts["sakila.film"] == 1000
 
-    result = rig.template("sakila", sakila, engine="mysql", image=SOURCE_IMAGE)
-    assert result.get("changed") and not result.get("failed"), result
-    assert result["template"]["row_counts"] == counts
-    instance = rig.instance("sakila-1", template="sakila")["instance"]
     try:
+        result = rig.template("sakila", sakila, engine="mysql", image=SOURCE_IMAGE)
+        assert result.get("changed") and not result.get("failed"), result
+        assert result["template"]["row_counts"] == counts
+        instance = rig.instance("sakila-1", template="sakila")["instance"]
         assert instance["database"] == "sakila"
         got = [str(rig.query(instance, sql)[0][0]) for sql in PROBES]
         assert got == expected

@@ -41,3 +41,11 @@ def test_every_mysql_template_is_frozen_with_the_clones_small_redo_log():
         engine.clone_args()
     assert "--innodb-redo-log-capacity=268435456" in engine.bulk_load_args({}, 2 ** 30)
     assert get_engine("mariadb").after_import_script() is None
+
+
+def test_json_columns_are_sampled_as_text_but_take_no_text_transform():
+    masking = MySQLMasking()
+    column = masking.column("app", ["app", "member", "extra", "json", "0", "0", "InnoDB"])
+    assert column.kind == "json" and masking.sample_expr(column) == "CAST(`extra` AS CHAR)"
+    text = masking.column("app", ["app", "member", "email", "varchar", "190", "0", "InnoDB"])
+    assert masking.sample_expr(text) == "`email`"

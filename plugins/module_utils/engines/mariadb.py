@@ -142,8 +142,8 @@ exec "$server" "$@"
         collation = unknown.group(1)
         if "_0900_" in collation and self.name == "mariadb":
             return (" The dump was written by MySQL 8 or later: collation %s is MySQL's, and this MariaDB server "
-                    "does not know it (MariaDB 11.8 does). Import it with engine: mysql, or with a newer MariaDB "
-                    "image (image: mariadb:11.8)." % collation)
+                    "does not know it. Import it with engine: mysql, or, where this image is older than MariaDB "
+                    "11.8 (which maps MySQL 8's utf8mb4_0900 collations), with image: mariadb:11.8." % collation)
         if "uca1400" in collation and self.name != "mariadb":
             return (" The dump was written by MariaDB: collation %s is MariaDB's, and %s does not know it. Import it "
                     "with engine: mariadb." % (collation, self.name))

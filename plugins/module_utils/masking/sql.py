@@ -36,6 +36,9 @@ PATTERNS = {
 }
 # Kinds of column: those values are sampled from, and those the date transform takes.
 TEXT, DATE, OTHER = "text", "date", "other"
+# MySQL's JSON type: its values are sampled as text, but only null and
+# fixed:VALUE may replace them (a text transform would not be a JSON document).
+JSON = "json"
 # Transforms that write text, so they need a text column.
 TEXT_TRANSFORMS = ("email", "name", "phone", "credit_card", "ip", "text", "hash")
 # Storage engines whose files and logs masking scrubs: a rebuild writes new
@@ -106,6 +109,10 @@ class MaskingDialect:
     def table(self, column):
         return "%s.%s" % (self.quote(column.schema), self.quote(column.table))
 
+    def sample_expr(self, column):
+        """The column as the value sampling reads it."""
+        return self.quote(column.name)
+
     def expression(self, column, transform):
         raise NotImplementedError
 
@@ -144,9 +151,14 @@ class MariaDBMasking(MaskingDialect):
         schema, table, name, data_type, max_length, auto_update = fields[:6]
         storage_engine = fields[6] if len(fields) > 6 else None
         kind = TEXT if data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext") else (
-            DATE if data_type in ("date", "datetime", "timestamp") else OTHER)
+            DATE if data_type in ("date", "datetime", "timestamp") else JSON if data_type == "json" else OTHER)
         return Column(database, schema, table, name, data_type, kind, declared_length(max_length), auto_update == "1",
                       storage_engine)
+
+    def sample_expr(self, column):
+        # MySQL's REGEXP takes no JSON document; its text does.
+        quoted = self.quote(column.name)
+        return "CAST(%s AS CHAR)" % quoted if column.kind == JSON else quoted
 
     @staticmethod
     def refuse_unscrubbed(column, what, engines):

@@ -21,7 +21,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasErr
 from ansible_collections.myaas.myaas.plugins.module_utils.masking.mysql import MySQLMasking
 from ansible_collections.myaas.myaas.plugins.module_utils.masking.postgresql import PostgreSQLMasking
 from ansible_collections.myaas.myaas.plugins.module_utils.masking.sql import (
-    DATE, SAMPLE_ROWS, SCHEMA, TEXT, TEXT_TRANSFORMS, MariaDBMasking)
+    DATE, JSON, SAMPLE_ROWS, SCHEMA, TEXT, TEXT_TRANSFORMS, MariaDBMasking)
 
 TRUE_VALUES = ("1", "t", "true")
 
@@ -136,6 +136,7 @@ class TemplateChecks:
             if kinds:
                 why.append("values like %s" % ", ".join(kinds))
                 suggest = suggest or masking_rules.VALUE_KINDS.get(kinds[0], "text")
+                suggest = "null" if column.kind == JSON else suggest
             if why:
                 findings.append({"column": column.key, "why": why, "suggest": suggest})
         return findings
@@ -143,7 +144,7 @@ class TemplateChecks:
     def _sample(self, columns):
         tables = {}
         for column in columns:
-            if column.kind == TEXT:
+            if column.kind in (TEXT, JSON):
                 tables.setdefault((column.database, column.table_key), []).append(column)
         if not tables:
             return {}
@@ -153,7 +154,7 @@ class TemplateChecks:
         for (database, _key), table_columns in sorted(tables.items(), key=lambda item: str(item[0])):
             picks = []
             for column in table_columns:
-                quoted = self.sql.quote(column.name)
+                quoted = self.sql.sample_expr(column)
                 picks += ["SUM(%s)" % self.sql.matches(quoted, kind) for kind in ("email", "phone", "card")]
                 picks.append("SUM(%s.luhn_ok(%s))" % (self.sql.quote(SCHEMA), self.sql.card_digits(quoted)))
                 picks += ["SUM(%s)" % self.sql.matches(quoted, kind) for kind in ("iban", "ip")]
