@@ -120,7 +120,7 @@ password:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.host.inventory import (
+from ansible_collections.myaas.myaas.plugins.module_utils.inventory import (
     find_orphans, instance_password, list_instances, list_templates)
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name

@@ -179,6 +179,15 @@ def test_masking_on_mysql_fails_closed_and_leaves_no_original_in_any_file(rig, w
         assert wrong.get("failed") and "app.member.extra is a json column" in wrong["msg"], wrong.get("msg")
         assert not os.path.exists(os.path.join(rig.pool, "templates", "my-masked", "gen-1"))
 
+        # A histogram holds sampled values in the data dictionary, which no rebuild rewrites: refused.
+        histogram = os.path.join(workdir, "histogram.sql")
+        with open(histogram, "w", encoding="utf-8") as handle:
+            handle.write("ANALYZE TABLE app.member UPDATE HISTOGRAM ON age;\n")
+        with_statistics = rig.template("my-masked", path, engine="mysql", image=IMAGES[0], masking=RULES,
+                                       post_import_sql=[drop_trigger, histogram])
+        assert with_statistics.get("failed") and with_statistics["histograms"] == ["app.member.age"], with_statistics
+        assert "--column-statistics=0" in with_statistics["msg"]
+
         masked = rig.template("my-masked", path, engine="mysql", image=IMAGES[0], masking=RULES,
                               post_import_sql=[drop_trigger])
         assert masked.get("changed") and not masked.get("failed"), masked

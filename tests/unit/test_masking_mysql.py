@@ -49,3 +49,9 @@ def test_json_columns_are_sampled_as_text_but_take_no_text_transform():
     assert column.kind == "json" and masking.sample_expr(column) == "CAST(`extra` AS CHAR)"
     text = masking.column("app", ["app", "member", "email", "varchar", "190", "0", "InnoDB"])
     assert masking.sample_expr(text) == "`email`"
+
+
+def test_histograms_of_tables_to_mask_are_looked_for_on_mysql_only():
+    sql = MySQLMasking().value_statistics_sql(["app.member", "shop.customers"])
+    assert "information_schema.COLUMN_STATISTICS" in sql and "'app.member', 'shop.customers'" in sql
+    assert MariaDBMasking().value_statistics_sql(["app.member"]) is None

@@ -15,7 +15,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
-from ansible_collections.myaas.myaas.plugins.module_utils.host.inventory import find_orphans
+from ansible_collections.myaas.myaas.plugins.module_utils.inventory import find_orphans
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name, import_container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker

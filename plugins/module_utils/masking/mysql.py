@@ -37,6 +37,13 @@ class MySQLMasking(MariaDBMasking):
         # ANALYZE ... UPDATE HISTOGRAM), and has no scrub of freed pages.
         return []
 
+    def value_statistics_sql(self, table_keys):
+        # Histograms (ANALYZE TABLE ... UPDATE HISTOGRAM; mysqldump carries them) hold sampled values in the
+        # data dictionary, a tablespace no rebuild or truncation rewrites.
+        return ("SELECT CONCAT(SCHEMA_NAME, '.', TABLE_NAME, '.', COLUMN_NAME) FROM information_schema.COLUMN_STATISTICS "
+                "WHERE CONCAT(SCHEMA_NAME, '.', TABLE_NAME) IN (%s) ORDER BY 1"
+                % ", ".join(self.literal(key) for key in table_keys))
+
     def _wait_procedure(self):
         s = self.quote(SCHEMA)
         return "\n".join([

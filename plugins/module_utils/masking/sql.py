@@ -109,6 +109,11 @@ class MaskingDialect:
     def table(self, column):
         return "%s.%s" % (self.quote(column.schema), self.quote(column.table))
 
+    def value_statistics_sql(self, table_keys):
+        """A query listing statistics that hold column values of ``table_keys``, kept where masking cannot
+        scrub them (None: the engine keeps none, or masking rewrites them)."""
+        return None
+
     def sample_expr(self, column):
         """The column as the value sampling reads it."""
         return self.quote(column.name)

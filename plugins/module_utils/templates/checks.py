@@ -223,6 +223,14 @@ class TemplateChecks:
                 raise MyaasError("Tables to mask have UPDATE triggers, which would fire while masking: %s. Drop them "
                                  "in post_import_sql, or truncate the tables they write." % ", ".join(
                                      row[0] for row in triggers))
+            statistics_sql = self.sql.value_statistics_sql(sorted(tables) + [c.table_key for c in truncate])
+            statistics = self._rows(database, statistics_sql) if statistics_sql and (tables or truncate) else []
+            if statistics:
+                raise MyaasError("Tables to mask or truncate have column statistics that hold their values "
+                                 "(histograms: %s), and dropping them would leave the values in the data "
+                                 "dictionary's files. Take the dump without them (mysqldump --column-statistics=0) "
+                                 "or drop the histograms in production." % ", ".join(row[0] for row in statistics),
+                                 histograms=[row[0] for row in statistics])
             script = self.sql.session_sql(key)
             script += "".join(self.sql.update_sql(table_columns, [
                 column for column in columns if column.database == database and column.table_key == table

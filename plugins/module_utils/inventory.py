@@ -1,6 +1,10 @@
 # Copyright: MyAAS team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What is on a pool: templates, instances and orphans, read without changing anything."""
+"""What is on a pool: templates, instances and orphans, read without changing anything.
+
+It reads what every layer writes (templates, instances, the pool's layout),
+so it sits above them, beside the modules that report it.
+"""
 
 from __future__ import annotations
 
