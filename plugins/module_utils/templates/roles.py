@@ -19,10 +19,21 @@ from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasErr
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.dumps import DECOMPRESSORS
 
 
-def matching_lines(path, fmt, ere):
-    """The lines (text) of a dump, decompressed, that match the extended regular expression ``ere``.
+# Prints the lines that match the extended regular expression `ere`, except
+# the data of COPY blocks (a row's text may read like a statement).
+_STATEMENT_LINES_AWK = r"""
+copy && $0 == "\." { copy = 0; next }
+copy { next }
+/^COPY .* FROM stdin;$/ { copy = 1; next }
+$0 ~ ere { print }
+"""
 
-    grep reads the stream: a pre-pass over a dump of many GB costs one more
+
+def matching_lines(path, fmt, ere):
+    """The lines (text) of a dump, decompressed, that match the extended regular expression ``ere``,
+    outside the data of COPY blocks.
+
+    awk reads the stream: a pre-pass over a dump of many GB costs one more
     read of it (and its decompression), no Python per line.
     """
     with open(path, "rb") as source, tempfile.TemporaryFile() as found:
@@ -30,15 +41,16 @@ def matching_lines(path, fmt, ere):
         if fmt != "plain":
             decompressor = subprocess.Popen(DECOMPRESSORS[fmt], stdin=source, stdout=subprocess.PIPE,
                                             stderr=subprocess.DEVNULL)
-        grep = subprocess.Popen(["grep", "-aE", ere], stdin=decompressor.stdout if decompressor else source,
-                                stdout=found, env=dict(os.environ, LC_ALL="C"))
+        grep = subprocess.Popen(["awk", "-v", "ere=" + ere.replace("\\", "\\\\"), _STATEMENT_LINES_AWK],
+                                stdin=decompressor.stdout if decompressor else source, stdout=found,
+                                env=dict(os.environ, LC_ALL="C"))
         if decompressor:
             decompressor.stdout.close()
         code = grep.wait()
         if decompressor and decompressor.wait() not in (0, -13):
             raise MyaasError("Dump %s is damaged: %s could not decompress it to the end." % (path, fmt))
-        if code > 1:
-            raise MyaasError("Reading the roles that dump %s names failed (grep exit code %d)." % (path, code))
+        if code:
+            raise MyaasError("Reading the roles that dump %s names failed (awk exit code %d)." % (path, code))
         found.seek(0)
         return [line.decode("utf-8", "replace") for line in found]
 
