@@ -43,7 +43,7 @@ def test_production_accounts_of_an_all_databases_dump_open_no_clone(rig, workdir
         assert rig.query(db, "SELECT COUNT(*) FROM crm.lead")[0][0] == 3
         # ...and no production account logs in, with its password or with none.
         for user, password in PRODUCTION.items():
-            for attempt in {password, ""}:
+            for attempt in sorted({password, ""}):
                 assert login_refused(db["port"], user, attempt), (user, attempt)
         assert not login_refused(db["port"], db["user"], db["password"])
     finally:
