@@ -33,6 +33,16 @@ def sh(*argv, check=True, **kwargs):
     return subprocess.run(argv, check=check, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
+def login_refused(port, user, password):
+    """True if a MariaDB or MySQL server on 127.0.0.1:``port`` refuses the login (no password: ``""``)."""
+    try:
+        pymysql.connect(host="127.0.0.1", port=port, user=user, password=password, connect_timeout=5).close()
+    except pymysql.err.OperationalError as exc:
+        # 1045 access denied; 3118 (MySQL) and 4151 (MariaDB) account locked
+        return exc.args[0] in (1045, 3118, 4151)
+    return False
+
+
 def files_holding(path, needles):
     """The files under ``path`` (relative, sorted) that hold any of ``needles`` (str or bytes), byte for byte.
 

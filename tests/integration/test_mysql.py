@@ -17,7 +17,7 @@ import pymysql
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
-from rig import files_holding, sh
+from rig import files_holding, login_refused, sh
 
 IMAGES = ["mysql:9.7", "myaas/mysql:9.7"]
 IDS = ["official", "offline"]
@@ -57,15 +57,6 @@ def connect_dsn(dsn):
 def one(cursor, sql, args=None):
     cursor.execute(sql, (args,) if isinstance(args, str) else args)
     return cursor.fetchone()[0]
-
-
-def login_refused(port, user, password):
-    try:
-        pymysql.connect(host="127.0.0.1", port=port, user=user, password=password, connect_timeout=5).close()
-    except pymysql.err.OperationalError as exc:
-        # 1045 access denied, 3118 and 4151 account locked
-        return exc.args[0] in (1045, 3118, 4151)
-    return False
 
 
 @pytest.mark.parametrize("image", IMAGES, ids=IDS)

@@ -2,23 +2,14 @@
 production's accounts and their passwords. None of them may open a developer's clone.
 """
 
-import pymysql
 import pytest
 
 from mysql_source import SourceServer
+from rig import login_refused
 
 # (engine, production's image, the template's image: None is the rig's offline MariaDB)
 SERVERS = [("mysql", "mysql:9.7", "mysql:9.7"), ("mariadb", "mariadb:10.11", None)]
 PRODUCTION = {"app": "Prod-Only-9f3b", "root": "Prod-Root-77e1", "report": ""}
-
-
-def login_refused(port, user, password):
-    try:
-        pymysql.connect(host="127.0.0.1", port=port, user=user, password=password, connect_timeout=5).close()
-    except pymysql.err.OperationalError as exc:
-        # 1045 access denied; 3118 (MySQL) and 4151 (MariaDB) account locked
-        return exc.args[0] in (1045, 3118, 4151)
-    return False
 
 
 @pytest.mark.parametrize("engine,source_image,image", SERVERS, ids=[engine for engine, _i, _t in SERVERS])
