@@ -46,12 +46,14 @@ def test_every_mysql_template_is_frozen_with_the_clones_small_redo_log():
 def test_json_columns_are_sampled_as_text_but_take_no_text_transform():
     masking = MySQLMasking()
     column = masking.column("app", ["app", "member", "extra", "json", "0", "0", "InnoDB"])
-    assert column.kind == "json" and masking.sample_expr(column) == "CAST(`extra` AS CHAR)"
+    assert column.kind == "json" and masking.sample_expr(column) == "LEFT(CAST(`extra` AS CHAR), 65535)"
     text = masking.column("app", ["app", "member", "email", "varchar", "190", "0", "InnoDB"])
     assert masking.sample_expr(text) == "`email`"
 
 
-def test_histograms_of_tables_to_mask_are_looked_for_on_mysql_only():
+def test_statistics_that_hold_values_are_looked_for_where_each_server_keeps_them():
     sql = MySQLMasking().value_statistics_sql(["app.member", "shop.customers"])
     assert "information_schema.COLUMN_STATISTICS" in sql and "'app.member', 'shop.customers'" in sql
-    assert MariaDBMasking().value_statistics_sql(["app.member"]) is None
+    assert "--column-statistics=0" in MySQLMasking().value_statistics_advice
+    assert "mysql.column_stats" in MariaDBMasking().value_statistics_sql(["app.member"])
+    assert "--ignore-table=mysql.column_stats" in MariaDBMasking().value_statistics_advice

@@ -160,25 +160,35 @@ exec "$server" "$@"
             "",
         ])
 
-    def login_passwords_sql(self):
-        """A query listing the accounts (user@host) that may log in: a dump of the `mysql` schema
-        (`--all-databases`) brings production's, with their passwords (or none).
+    # Accounts that a whole-server dump (--all-databases: the mysql schema)
+    # brought: every one that may log in or holds a password hash. Local root
+    # and mysql without a password are mariadb-install-db's socket logins,
+    # the import's own. JSON_VALUE gives a JSON true as '1' (10.11) or 'true'.
+    _dump_accounts = (
+        "COALESCE(JSON_VALUE(priv, '$.is_role'), '0') NOT IN ('1', 'true') "
+        "AND (COALESCE(JSON_VALUE(priv, '$.account_locked'), '0') NOT IN ('1', 'true') "
+        "OR COALESCE(JSON_VALUE(priv, '$.authentication_string'), '') NOT IN ('', 'invalid') "
+        "OR JSON_EXISTS(priv, '$.auth_or')) "
+        "AND NOT (User IN ('root', 'mysql') AND Host = 'localhost' "
+        "AND COALESCE(JSON_VALUE(priv, '$.authentication_string'), '') IN ('', 'invalid'))")
 
-        Local root and mysql are the import's own (mariadb-install-db's socket logins; MySQL's root is locked
-        before the freeze), reachable from inside the container only.
-        """
-        return ("SELECT CONCAT(User, '@', Host) FROM mysql.global_priv "
-                # JSON_VALUE gives a JSON true as '1' (10.11) or 'true'.
-                "WHERE COALESCE(JSON_VALUE(priv, '$.account_locked'), '0') NOT IN ('1', 'true') "
-                "AND COALESCE(JSON_VALUE(priv, '$.is_role'), '0') NOT IN ('1', 'true') "
-                "AND NOT (User IN ('root', 'mysql') AND Host = 'localhost') ORDER BY 1")
+    def login_passwords_sql(self):
+        """A query listing (user@host) the accounts a whole-server dump brought that log in or hold a
+        password hash."""
+        return "SELECT CONCAT(User, '@', Host) FROM mysql.global_priv WHERE %s ORDER BY 1" % self._dump_accounts
 
     def remove_passwords_sql(self, accounts):
-        # Locked in the grant tables on disk, which the clones' servers read at
-        # start; the import server's own accounts in memory stay as they are
-        # (a FLUSH PRIVILEGES would give local root production's password).
-        return ("UPDATE mysql.global_priv SET priv = JSON_SET(priv, '$.account_locked', true) "
-                "WHERE CONCAT(User, '@', Host) IN (%s);\n" % ", ".join(quote_sql_string(a) for a in accounts))
+        # In the grant tables on disk, which the clones' servers read at start,
+        # and by the query's own condition (names need no round trip through
+        # the client's escaping): locked, and the hashes wiped, because the
+        # instance's user may read the tables. The import server's accounts in
+        # memory stay as they are (a FLUSH PRIVILEGES would give its local root
+        # production's password).
+        if not accounts:
+            return ""
+        return ("UPDATE mysql.global_priv SET priv = JSON_SET(JSON_REMOVE(priv, '$.auth_or'), "
+                "'$.plugin', 'mysql_native_password', '$.authentication_string', 'invalid', "
+                "'$.account_locked', true) WHERE %s;\n" % self._dump_accounts)
 
     def lock_accounts_sql(self, users):
         # A branch's data holds the account of the instance it was made from;

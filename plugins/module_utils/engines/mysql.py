@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.myaas.myaas.plugins.module_utils.engines.base import quote_sql_string
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.mariadb import MariaDB
 
 # The redo log of clones (and of the frozen template): what a clone writes
@@ -98,14 +97,23 @@ exec mysqld "$@"
         # shutdown writes them at the clones' size.
         return _RENEW_REDO % " ".join(list(self.common_args) + [CLONE_REDO_CAPACITY])
 
+    # MySQL's grant tables are tables (MariaDB's mysql.user is a view over
+    # global_priv). Local root without a password is --initialize-insecure's,
+    # the import's own; mysql.sys, mysql.session and mysql.infoschema are
+    # the server's, locked with a hash that is no password.
+    _dump_accounts = (
+        "(account_locked = 'N' OR authentication_string <> '') "
+        "AND NOT (user = 'root' AND host = 'localhost' AND authentication_string = '') "
+        "AND NOT (user IN ('mysql.sys', 'mysql.session', 'mysql.infoschema') AND host = 'localhost')")
+
     def login_passwords_sql(self):
-        # MySQL's grant tables are tables (MariaDB's mysql.user is a view over global_priv).
-        return ("SELECT CONCAT(user, '@', host) FROM mysql.user WHERE account_locked = 'N' "
-                "AND NOT (user = 'root' AND host = 'localhost') ORDER BY 1")
+        return "SELECT CONCAT(user, '@', host) FROM mysql.user WHERE %s ORDER BY 1" % self._dump_accounts
 
     def remove_passwords_sql(self, accounts):
-        return ("UPDATE mysql.user SET account_locked = 'Y' WHERE CONCAT(user, '@', host) IN (%s);\n"
-                % ", ".join(quote_sql_string(account) for account in accounts))
+        if not accounts:
+            return ""
+        return ("UPDATE mysql.user SET account_locked = 'Y', authentication_string = '' WHERE %s;\n"
+                % self._dump_accounts)
 
     def before_shutdown_sql(self):
         # No clone may offer a password-less root, even on its local socket.

@@ -37,6 +37,9 @@ class MySQLMasking(MariaDBMasking):
         # ANALYZE ... UPDATE HISTOGRAM), and has no scrub of freed pages.
         return []
 
+    value_statistics_advice = ("Take the dump without them (mysqldump --column-statistics=0), or drop the "
+                               "histograms in production.")
+
     def value_statistics_sql(self, table_keys):
         # Histograms (ANALYZE TABLE ... UPDATE HISTOGRAM; mysqldump carries them) hold sampled values in the
         # data dictionary, a tablespace no rebuild or truncation rewrites.

@@ -109,9 +109,12 @@ class MaskingDialect:
     def table(self, column):
         return "%s.%s" % (self.quote(column.schema), self.quote(column.table))
 
+    # What to do about statistics that value_statistics_sql finds.
+    value_statistics_advice = ""
+
     def value_statistics_sql(self, table_keys):
-        """A query listing statistics that hold column values of ``table_keys``, kept where masking cannot
-        scrub them (None: the engine keeps none, or masking rewrites them)."""
+        """A query listing (schema.table.column) the statistics that hold column values of ``table_keys``,
+        kept where masking cannot scrub them (None: the engine keeps none, or masking rewrites them)."""
         return None
 
     def sample_expr(self, column):
@@ -163,7 +166,8 @@ class MariaDBMasking(MaskingDialect):
     def sample_expr(self, column):
         # MySQL's REGEXP takes no JSON document; its text does.
         quoted = self.quote(column.name)
-        return "CAST(%s AS CHAR)" % quoted if column.kind == JSON else quoted
+        # At most 64 KiB of a document: REGEXP has time and stack limits.
+        return "LEFT(CAST(%s AS CHAR), 65535)" % quoted if column.kind == JSON else quoted
 
     @staticmethod
     def refuse_unscrubbed(column, what, engines):
@@ -269,6 +273,15 @@ class MariaDBMasking(MaskingDialect):
     def rebuild_sql(self, column):
         # A new tablespace file: old row versions and index entries go with the old file.
         return "ALTER TABLE %s FORCE;\n" % self.table(column)
+
+    value_statistics_advice = ("Take the dump without them (mariadb-dump --ignore-table=mysql.column_stats), or "
+                               "delete their rows in production.")
+
+    def value_statistics_sql(self, table_keys):
+        # Engine-independent statistics (min, max, histograms) that a dump of
+        # the mysql schema brings; imports collect none themselves.
+        return ("SELECT CONCAT(db_name, '.', table_name, '.', column_name) FROM mysql.column_stats "
+                "WHERE CONCAT(db_name, '.', table_name) IN (%s) ORDER BY 1" % sql_list(table_keys))
 
     def update_triggers_sql(self, table_keys):
         return ("SELECT CONCAT(EVENT_OBJECT_SCHEMA, '.', EVENT_OBJECT_TABLE, '.', TRIGGER_NAME) "

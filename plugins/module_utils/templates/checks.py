@@ -14,6 +14,7 @@ Any failure raises MyaasError, and the importer discards the new generation.
 
 from __future__ import annotations
 
+import json
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.masking import rules as masking_rules
@@ -35,6 +36,14 @@ def dialect(engine):
     if engine.name == "postgresql":
         return PostgreSQLMasking()
     return None
+
+
+def is_json(text):
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def value_kinds(counts):
@@ -187,6 +196,9 @@ class TemplateChecks:
             if (transform == "date" and column.kind != DATE) or (transform in TEXT_TRANSFORMS and column.kind != TEXT):
                 wrong.append("%s is a %s column; %s needs %s" % (column.key, column.sql_type, transform, (
                     "a date or time column" if transform == "date" else "text")))
+            elif column.kind == JSON and transform.startswith("fixed:") and not is_json(transform[len("fixed:"):]):
+                wrong.append("%s is a json column; fixed:%s is no JSON document (write fixed:\"%s\" or fixed:{})"
+                             % (column.key, transform[len("fixed:"):], transform[len("fixed:"):]))
         if wrong:
             raise MyaasError("The masking rules do not fit the columns: %s. Choose another transform "
                              "(null or fixed:VALUE fit any column)." % "; ".join(wrong))
@@ -223,14 +235,7 @@ class TemplateChecks:
                 raise MyaasError("Tables to mask have UPDATE triggers, which would fire while masking: %s. Drop them "
                                  "in post_import_sql, or truncate the tables they write." % ", ".join(
                                      row[0] for row in triggers))
-            statistics_sql = self.sql.value_statistics_sql(sorted(tables) + [c.table_key for c in truncate])
-            statistics = self._rows(database, statistics_sql) if statistics_sql and (tables or truncate) else []
-            if statistics:
-                raise MyaasError("Tables to mask or truncate have column statistics that hold their values "
-                                 "(histograms: %s), and dropping them would leave the values in the data "
-                                 "dictionary's files. Take the dump without them (mysqldump --column-statistics=0) "
-                                 "or drop the histograms in production." % ", ".join(row[0] for row in statistics),
-                                 histograms=[row[0] for row in statistics])
+            self._refuse_value_statistics(database, tables, truncate)
             script = self.sql.session_sql(key)
             script += "".join(self.sql.update_sql(table_columns, [
                 column for column in columns if column.database == database and column.table_key == table
@@ -263,6 +268,21 @@ class TemplateChecks:
             self._run(database, self.sql.refresh_sql(names))
         prefix = "" if database in (None, self.databases[0]) else database + "/"
         return [prefix + name for name in names]
+
+    def _refuse_value_statistics(self, database, tables, truncate):
+        """Fail on column statistics that hold values of masked columns (or of truncated tables), kept where
+        no rebuild reaches (MySQL's histograms in the data dictionary, MariaDB's mysql.column_stats)."""
+        statistics_sql = self.sql.value_statistics_sql(sorted(tables) + [column.table_key for column in truncate])
+        if not statistics_sql or not (tables or truncate):
+            return
+        masked = set(column.key for table_columns in tables.values() for column, _transform in table_columns)
+        emptied = set(column.table_key for column in truncate)
+        found = [row[0] for row in self._rows(database, statistics_sql)
+                 if row[0] in masked or row[0].rsplit(".", 1)[0] in emptied]
+        if found:
+            raise MyaasError("Column statistics hold values of columns to mask or of tables to truncate (%s), and "
+                             "dropping them would leave the values in files no rebuild rewrites. %s"
+                             % (", ".join(found), self.sql.value_statistics_advice), histograms=found)
 
     # -- 3. count, 4. check ------------------------------------------------------
     def row_counts(self, columns):

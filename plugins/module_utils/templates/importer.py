@@ -227,8 +227,9 @@ class TemplateManager:
                               (current or {}).get("row_counts"), params["max_shrink"], params.get("checks") or [],
                               database or (databases or [None])[0])
             laps.append(("checks_and_masking", time.monotonic()))
-            definers = self._create_definers(container, databases)
+            # Before the definers are made: those are MyAAS's, locked with a password nobody knows.
             passwords = dump_roles.remove_passwords(self.docker, engine, container)
+            definers = self._create_definers(container, databases)
             self._shutdown(container)
             # Removed passwords: the WAL that saw production's verifiers goes too.
             scrub = (report["masking"] or passwords) and gate.sql.after_shutdown_script()

@@ -20,9 +20,12 @@ from ansible_collections.myaas.myaas.plugins.module_utils.templates.dumps import
 
 
 # Prints the lines that match the extended regular expression `ere`, except
-# the data of COPY blocks (a row's text may read like a statement).
+# the data of COPY blocks (a row's text may read like a statement). The end
+# of a block, a backslash and a dot, is made with sprintf: awks differ in
+# what an escaped dot in a string means (gawk reads "\." as ".").
 _STATEMENT_LINES_AWK = r"""
-copy && $0 == "\." { copy = 0; next }
+BEGIN { end_of_copy = sprintf("%c.", 92) }
+copy && $0 == end_of_copy { copy = 0; next }
 copy { next }
 /^COPY .* FROM stdin;$/ { copy = 1; next }
 $0 ~ ere { print }
