@@ -161,7 +161,7 @@ EXAMPLES = r"""
 
 - name: Show how to connect
   ansible.builtin.debug:
-    msg: "mysql -h {{ db.instance.host }} -P {{ db.instance.port }} -u {{ db.instance.user }} -p"
+    msg: "mysql --protocol=TCP -h {{ db.instance.host }} -P {{ db.instance.port }} -u {{ db.instance.user }} -p"
 
 - name: Throw away today's writes
   myaas.myaas.myaas_instance:

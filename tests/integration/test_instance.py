@@ -24,7 +24,7 @@ def test_new_db_playbook_hands_out_a_loaded_database(rig, shop):
     assert "DEPRECATED: -e name=NAME" in run.stdout          # the old name works for one more release
     port = rig.info(name="nd-alice")["instances"][0]["port"]
     assert "ssh -N -L %d:127.0.0.1:%d" % (port, port) in run.stdout and "@127.0.0.1:%d/shop" % port in run.stdout
-    assert "DSN: mysql://dev:" in run.stdout and "mariadb -h " in run.stdout
+    assert "DSN: mysql://dev:" in run.stdout and "Client: mariadb --protocol=TCP " in run.stdout
     info = rig.info(name="nd-alice", show_password=True)
     [instance] = info["instances"]
     assert instance["status"] == "running" and instance["expires_at"] and not instance["expired"]

@@ -182,7 +182,7 @@ def test_new_db_prints_the_postgresql_client_and_a_dsn_that_works(rig, pgshop):
                        "-e", "myaas_public_host=127.0.0.1")
     try:
         assert run.returncode == 0, run.stdout[-3000:]
-        assert "Client: psql postgresql://dev:" in run.stdout and "mariadb -h" not in run.stdout
+        assert "Client: psql postgresql://dev:" in run.stdout and "mariadb --protocol" not in run.stdout
         dsn = [line for line in run.stdout.splitlines() if "DSN: " in line][0].split("DSN: ", 1)[1].rstrip('",')
         assert dsn.endswith(":%d/pgshop" % rig.info(name="pg-nd")["instances"][0]["port"])
         connection = psycopg2.connect(dsn)
