@@ -19,6 +19,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import r
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import STAGING_PREFIX
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import METADATA as TEMPLATE_METADATA
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
+from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import kept_reports
 
 
 def list_templates(pool):
@@ -26,6 +27,7 @@ def list_templates(pool):
     for directory in sorted(glob.glob(os.path.join(pool.path, "templates", "*"))):
         meta = read_json(os.path.join(directory, TEMPLATE_METADATA)) or {}
         importing = bool(glob.glob(os.path.join(directory, STAGING_PREFIX + "*")))
+        generations = kept(meta)
         templates.append({
             "name": os.path.basename(directory),
             "engine": meta.get("engine"),
@@ -35,7 +37,10 @@ def list_templates(pool):
             "source": meta.get("source"),
             "origin": origin(meta),
             "owner": meta.get("owner"),
-            "generations": [dict(record, origin=origin(record)) for record in kept(meta)],
+            "generations": [dict(record, origin=origin(record)) for record in generations],
+            # Upgrade rehearsals of the kept generations, newest first.
+            "rehearsals": kept_reports(pool, os.path.basename(directory),
+                                       set(record["generation"] for record in generations)),
             "bytes": meta.get("size_bytes"),
             # Per template's current generation; each generation's own are in generations.
             "masking": meta.get("masking"),
@@ -58,7 +63,7 @@ def list_instances(pool, docker, sizes=True, now=None):
         data = os.path.join(directory, "data")
         expires = meta.get("expires_at")
         entry = dict((key, meta.get(key)) for key in (
-            "name", "template", "generation", "engine", "host", "port", "database", "owner",
+            "name", "template", "generation", "engine", "image", "upgrade_to", "host", "port", "database", "owner",
             "created_at", "expires_at", "protected", "container", "bookmark"))
         entry["bookmarks"] = meta.get("bookmarks") or {}
         entry.update({

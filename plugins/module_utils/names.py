@@ -41,3 +41,15 @@ def check_name(kind, value):
             "Invalid %s name %r: use 1 to 63 characters, lowercase letters, digits, '_' and '-', "
             "starting with a letter or digit (pattern %s)." % (kind, value, NAME_PATTERN))
     return value
+
+
+# An image reference as Docker takes it: [registry[:port]/]path[:tag][@digest].
+_IMAGE_RE = re.compile(r"[a-z0-9][a-z0-9._/:-]{0,254}(@sha256:[0-9a-f]{64})?")
+
+
+def check_image(value):
+    """Return ``value`` if it looks like an image reference (e.g. mariadb:11.8), raise MyaasError otherwise."""
+    if not isinstance(value, str) or not _IMAGE_RE.fullmatch(value) or "//" in value:
+        raise MyaasError("Invalid image %r: name an image as Docker does, e.g. mariadb:11.8 or "
+                         "registry.example.org/db/postgres:17." % (value,))
+    return value

@@ -90,6 +90,17 @@ templates:
       description: Columns that look personal (by name or values), with why and a suggested transform.
       type: list
       elements: dict
+    rehearsals:
+      description:
+        - Reports of upgrade rehearsals (M(myaas.myaas.myaas_instance) with
+          O(myaas.myaas.myaas_instance#module:upgrade_to)) of the kept generations, newest first - the latest per
+          generation and image. Each is the module's RV(myaas.myaas.myaas_instance#module:upgrade), with C(error) when
+          the rehearsal could not finish.
+      type: list
+      elements: dict
+      sample: [{generation: 3, image_from: "mariadb:10.11", image_to: "mariadb:11.8", ok: true, problems: [],
+                version_from: "10.11.19", version_to: "11.8.9-MariaDB", seconds: 6.2,
+                finished_at: "2026-11-24T02:05:40+00:00"}]
     origin:
       description: For a branch, the instance (and bookmark, template and generation) its current generation was
         made from; null for an imported template.

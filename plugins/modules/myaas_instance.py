@@ -66,6 +66,25 @@ options:
         unless it gives an offset; a date is its midnight), or a duration ago such as V(1d) or V(12h).
       - Like O(generation), which it excludes.
     type: str
+  upgrade_to:
+    description:
+      - An upgrade rehearsal - the instance's snapshot of the template is upgraded in place to the server of this
+        image (a newer major version of the template's engine, e.g. V(mariadb:11.8), V(mysql:9.7),
+        V(postgres:17)) the way production would be upgraded, and the instance runs on this image.
+      - MariaDB - the new server on the old datadir, then C(mariadb-upgrade). MySQL - the new server's own upgrade
+        at start. PostgreSQL - C(pg_upgrade --link) into a new datadir inside the snapshot, with the old major's
+        binaries taken from the template's image.
+      - The upgraded data is then checked (row counts of every table against the template's, the template's
+        C(checks), every view and routine compiled) and the report returned as RV(upgrade); it is also kept beside
+        the template, where M(myaas.myaas.myaas_info) shows it. A rehearsal that cannot finish fails with the
+        problem named and leaves nothing behind. The template is never touched.
+      - O(state=reset) of an upgraded instance upgrades afresh from the template. On an existing instance with
+        O(state=present), another value is an error.
+    type: str
+  upgrade_timeout:
+    description: Seconds each step of an upgrade (C(pg_upgrade), the new server's start) may take.
+    type: int
+    default: 1800
   ttl:
     description:
       - How long the instance may live before the reaper (playbook C(reap.yml)) removes it. Seconds, or a
@@ -186,6 +205,18 @@ EXAMPLES = r"""
     template: shop
     as_of: 1d
 
+- name: What breaks if the shop database moves to MariaDB 11.8?
+  myaas.myaas.myaas_instance:
+    name: shop-upgrade
+    template: shop
+    upgrade_to: mariadb:11.8
+    ttl: 1d
+  register: rehearsal
+
+- name: Show what the new version refused or changed
+  ansible.builtin.debug:
+    var: rehearsal.upgrade.problems
+
 - name: Drop it
   myaas.myaas.myaas_instance:
     name: shop-alice
@@ -232,6 +263,38 @@ instance:
       description: Seconds per step of a clone - snapshot, prepare (init file, volume), container, server_start_and_login.
       type: dict
       returned: when created or reset
+upgrade:
+  description:
+    - The report of an upgrade rehearsal (O(upgrade_to)); in check mode only the images.
+    - Also in the failure of a rehearsal that could not finish, with C(error).
+  returned: when O(upgrade_to) applies (creating or resetting an upgraded instance)
+  type: dict
+  contains:
+    ok: {description: True when nothing in C(problems)., type: bool}
+    image_from: {description: The template's image., type: str, sample: "mariadb:10.11"}
+    image_to: {description: The image upgraded to., type: str, sample: "mariadb:11.8"}
+    version_from: {description: The template's server version., type: str, sample: "10.11.19"}
+    version_to: {description: The upgraded server's version., type: str, sample: "11.8.9-MariaDB"}
+    steps:
+      description: Seconds per step - versions, old_binaries and pg_upgrade (PostgreSQL), ownership,
+        server_start, mariadb_upgrade (MariaDB) or analyze (PostgreSQL), row_counts, checks, views_and_routines,
+        shutdown.
+      type: dict
+    seconds: {description: Seconds of the whole rehearsal., type: float}
+    warnings: {description: What the upgrade tools and the new server's log warned about., type: list, elements: str}
+    errors: {description: Errors in the new server's start-up log., type: list, elements: str}
+    row_counts:
+      description: Rows of every table before (the template's count) and after the upgrade.
+      type: dict
+      sample: {film: {before: 1000, after: 1000}}
+    checks: {description: The template's checks run again on the upgraded data., type: list, elements: dict}
+    objects_checked: {description: Views and routines compiled on the new server., type: int}
+    problems:
+      description: What the new version refused or changed - each with C(kind) (view, procedure, function,
+        routine, extension, rows, check, server_log), C(name) and C(problem).
+      type: list
+      elements: dict
+    finished_at: {description: "When the rehearsal ended, UTC, ISO 8601.", type: str}
 operation:
   description: What was done - create, start, stop, reset, save, drop_bookmark, update (settings only), remove or none.
   returned: always
@@ -247,7 +310,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry impor
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
-from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
+from ansible_collections.myaas.myaas.plugins.module_utils.names import check_image, check_name
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import parse_range
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
@@ -282,9 +345,12 @@ def main():
             cpus=dict(type="str"),
             wait_timeout=dict(type="int", default=60),
             lock_timeout=dict(type="int", default=300),
+            upgrade_to=dict(type="str"),
+            upgrade_timeout=dict(type="int", default=1800),
         ),
         required_if=[("state", "saved", ["bookmark"])],
-        mutually_exclusive=[("generation", "as_of"), ("bookmark", "generation"), ("bookmark", "as_of")],
+        mutually_exclusive=[("generation", "as_of"), ("bookmark", "generation"), ("bookmark", "as_of"),
+                            ("bookmark", "upgrade_to")],
         supports_check_mode=True,
     )
 
@@ -296,6 +362,8 @@ def main():
         if params["database"] is not None:
             check_name("database", params["database"])
         check_name("user", params["user"])
+        if params["upgrade_to"] is not None:
+            check_image(params["upgrade_to"])
         if params["bookmark"] is not None:
             check_name("bookmark", params["bookmark"])
             if params["state"] not in ("saved", "reset", "absent"):

@@ -48,6 +48,10 @@ class Engine:
     # on the local client's stdin once the server answers).
     credentials_via = "init_file"
     init_file = "myaas-init.sql"
+    # How a datadir moves to a newer major version: "server" (the new server
+    # on the old datadir, then ``upgrade_commands``) or "pg_upgrade" (a new
+    # datadir made from the old one while both are stopped).
+    upgrade_method = "server"
     # A dump that matches this (in its first bytes) selects its own schemas and
     # loads as it is; any other is loaded into the template's database.
     own_schema_re = re.compile(rb"^\s*(CREATE\s+DATABASE|USE\s)", re.IGNORECASE | re.MULTILINE)
@@ -152,6 +156,27 @@ class Engine:
             return cursor.fetchone()[0] == 1
         finally:
             connection.close()
+
+    # -- upgrade rehearsal (upgrades/) ---------------------------------------------
+    def version_argv(self):
+        """argv, run in a throw-away container of an image, that prints its server's version."""
+        raise NotImplementedError
+
+    def version_sql(self):
+        """A query giving the running server's version."""
+        return "SELECT VERSION()"
+
+    def upgrade_init_sql(self):
+        """SQL the upgrade's server runs at start, so that its local client can log in ("" when it can)."""
+        return ""
+
+    def upgrade_commands(self):
+        """[(step, argv)] run in the new server's container once it answers, as production's upgrade runs them."""
+        return []
+
+    def startup_findings(self, log_text):
+        """(warnings, errors): lines of a server's start-up log that an upgrade report shows."""
+        raise NotImplementedError
 
     # -- what users get back ----------------------------------------------------
     def dsn(self, user, password, host, port, database):

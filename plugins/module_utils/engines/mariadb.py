@@ -55,6 +55,10 @@ exec "$server" "$@"
         # Events are production's jobs: none fires while the dump loads.
         "--event-scheduler=OFF",
     )
+    # What every server MyAAS starts with no network, in a container, logs:
+    # about how it runs, not about the data an upgrade report is for.
+    startup_noise = re.compile(r"failed to retrieve the MAC address|WSREP: (Failed to guess|Guessing address)|"
+                               r"max_open_files")
     # The largest statement or row a server and its local client take: a
     # limit, not an allocation. Clones get the import's, so that every row a
     # template holds can be read and rewritten in them.
@@ -149,6 +153,29 @@ exec "$server" "$@"
                     "with engine: mariadb." % (collation, self.name))
         return (" The server of this image does not know collation %s: import the dump with an image (or engine) "
                 "of the server that wrote it." % collation)
+
+    # -- upgrade rehearsal ---------------------------------------------------------
+    def version_argv(self):
+        return ["sh", "-c", "command -v mariadbd >/dev/null && exec mariadbd --version; exec mysqld --version"]
+
+    def upgrade_commands(self):
+        # What a DBA runs after starting the new major on the old datadir: it
+        # checks every table, rebuilds what the new version needs rebuilt and
+        # fixes the system tables. --silent: only what needs attention.
+        client = ["--no-defaults", "--socket=" + SOCKET, "--user=root", "--silent"]
+        return [("mariadb_upgrade", ["sh", "-c", "command -v mariadb-upgrade >/dev/null && exec mariadb-upgrade %s; "
+                                     "exec mysql_upgrade %s" % (" ".join(client), " ".join(client))])]
+
+    def startup_findings(self, log_text):
+        warnings, errors = [], []
+        for line in log_text.splitlines():
+            if self.startup_noise.search(line):
+                continue
+            if "[ERROR]" in line:
+                errors.append(line.strip())
+            elif "[Warning]" in line:
+                warnings.append(line.strip())
+        return warnings, errors
 
     def init_sql(self, user, password, database):
         account = "%s@'%%'" % quote_sql_string(user)

@@ -97,6 +97,22 @@ exec mysqld "$@"
         # shutdown writes them at the clones' size.
         return _RENEW_REDO % " ".join(list(self.common_args) + [CLONE_REDO_CAPACITY])
 
+    # Its own certificates and MyAAS's pid file in /tmp, at every start.
+    startup_noise = re.compile(r"CA certificate .* is self signed|Insecure configuration for --pid-file")
+
+    def version_argv(self):
+        return ["mysqld", "--version"]
+
+    def upgrade_init_sql(self):
+        # The template's root is locked (before_shutdown_sql); the upgrade's
+        # checks log in as local root, and the shutdown locks it again.
+        return "ALTER USER 'root'@'localhost' ACCOUNT UNLOCK;\n"
+
+    def upgrade_commands(self):
+        # MySQL 8.0.16 and later upgrade the data dictionary and the system
+        # tables at start (--upgrade=AUTO); mysql_upgrade is gone.
+        return []
+
     # MySQL's grant tables are tables (MariaDB's mysql.user is a view over
     # global_priv). Local root without a password is --initialize-insecure's,
     # the import's own; mysql.sys, mysql.session and mysql.infoschema are

@@ -129,6 +129,7 @@ class PostgreSQL(Engine):
     # shutdown checkpoint and marks the cluster "shut down" in its control file.
     stop_signal = "SIGINT"
     credentials_via = "local_client"
+    upgrade_method = "pg_upgrade"
     own_schema_re = re.compile(rb"^\s*(CREATE\s+DATABASE\s|\\connect\s)", re.IGNORECASE | re.MULTILINE)
     schema_switch_re = re.compile(rb"^\\connect\s+(?:-reuse-previous=\S+\s+)?\"?(?:dbname=')?([^\"'\s]+)",
                                   re.MULTILINE)
@@ -288,6 +289,29 @@ exec postgres -D "$datadir" "$@"
             return ""
         return ("SELECT format('ALTER ROLE %%I NOLOGIN PASSWORD NULL', rolname) FROM pg_roles "
                 "WHERE rolname IN (%s)\\gexec\n" % ", ".join(quote_literal(user) for user in users))
+
+    # -- upgrade rehearsal ---------------------------------------------------------
+    def version_argv(self):
+        return ["sh", "-c", 'for bin in /usr/lib/postgresql/*/bin/postgres; do [ -x "$bin" ] && exec "$bin" --version; '
+                'done; exec postgres --version']
+
+    def version_sql(self):
+        return "SHOW server_version"
+
+    def upgrade_commands(self):
+        # pg_upgrade carries no planner statistics: production runs this
+        # before it takes traffic again, and so does the rehearsal.
+        return [("analyze", ["vacuumdb", "--host", SOCKET_DIR, "--username", "postgres", "--all", "--analyze-only",
+                             "--quiet"])]
+
+    def startup_findings(self, log_text):
+        warnings, errors = [], []
+        for line in log_text.splitlines():
+            if re.search(r"\b(ERROR|FATAL|PANIC):", line):
+                errors.append(line.strip())
+            elif "WARNING:" in line:
+                warnings.append(line.strip())
+        return warnings, errors
 
     def connect(self, host, port, user, password, database, timeout):
         import psycopg2  # pylint: disable=import-outside-toplevel

@@ -66,7 +66,9 @@ def save(manager, meta, name):
     path = bookmark_path(manager.pool, meta["name"], name)
     if name in bookmarks and os.path.isdir(path):
         return manager.result(False, meta, "none")
-    record = {"created_at": iso(manager.now()), "template": meta["template"], "generation": meta["generation"]}
+    # The image too: a bookmark of an upgraded instance holds the new major's data.
+    record = {"created_at": iso(manager.now()), "template": meta["template"], "generation": meta["generation"],
+              "image": meta["image"], "upgrade_to": meta.get("upgrade_to")}
     after = dict(meta, bookmarks=dict(bookmarks, **{name: record}))
     if manager.check_mode:
         return manager.result(True, after, "save", meta)

@@ -20,6 +20,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.names import container
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import pick_port
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import labels
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import metadata_path as template_metadata
+from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import Rehearsal
 
 METADATA = "instance.json"
 SECRET = "secret.json"
@@ -75,6 +76,7 @@ class CloneSteps:
         self.paths = instance_paths(pool, self.name)
         self.container = container_name(pool.path, self.name)
         self.timings = {}   # seconds per step of a clone, returned so the slowest is visible
+        self.upgrade = None  # the report of an upgrade rehearsal, when the clone was upgraded
 
     def _lock(self, kind="instance", name=None):
         return FileLock(self.pool.lock_path(kind, name or self.name), self.params["lock_timeout"],
@@ -100,9 +102,16 @@ class CloneSteps:
         if bookmark_path:
             self.pool.snapshot(bookmark_path, self.paths["data"])
             generation, foreign = meta["generation"], []
+            lap("snapshot")
         else:
-            generation, foreign = self._snapshot(meta["template"])
-        lap("snapshot")
+            template, record = self._snapshot(meta["template"])
+            generation, foreign = record["generation"], (record.get("source") or {}).get("accounts", [])
+            lap("snapshot")
+            if meta.get("upgrade_to"):
+                # Before the instance's account exists: the upgraded data is
+                # checked by the server's local superuser, on no network.
+                self.upgrade = Rehearsal(self, meta, engine, template, record).run()
+                lap("upgrade")
         init_sql = engine.lock_accounts_sql([user for user in foreign if user != secret["user"]]) + \
             engine.init_sql(secret["user"], secret["password"], meta["database"])
         init_path = os.path.join(self.paths["data"], engine.init_file)
@@ -136,14 +145,15 @@ class CloneSteps:
         return generation, round(time.monotonic() - started, 3)
 
     def _snapshot(self, template_name):
-        """Snapshot the generation asked for; (its number, accounts of a branch's origin to lock)."""
+        """Snapshot the generation asked for; (the template's metadata, the generation's record)."""
         # The importer may retire a generation between our reading of the
         # metadata and the snapshot; read again and retry instead of failing.
         for attempt in range(3):
-            record = self._wanted_generation(load_template(self.pool, template_name))
+            template = load_template(self.pool, template_name)
+            record = self._wanted_generation(template)
             try:
                 self.pool.snapshot(record["path"], self.paths["data"])
-                return record["generation"], (record.get("source") or {}).get("accounts", [])
+                return template, record
             except MyaasError:
                 if attempt == 2 or os.path.exists(record["path"]):
                     raise

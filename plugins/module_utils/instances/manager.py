@@ -57,8 +57,16 @@ class InstanceManager(CloneSteps):
         info = connection(self.engines(meta["engine"]), meta, secret) if meta and secret else meta
         if info and self.timings:
             info = dict(info, timings=self.timings)
-        return {"changed": changed, "operation": action, "instance": info,
-                "diff": {"before": before or {}, "after": meta or {}}}
+        result = {"changed": changed, "operation": action, "instance": info,
+                  "diff": {"before": before or {}, "after": meta or {}}}
+        if self.upgrade or (self.check_mode and meta and meta.get("upgrade_to") and action in ("create", "reset")):
+            # In check mode, what would be upgraded.
+            result["upgrade"] = self.upgrade or {"image_from": self._template_image(meta), "image_to":
+                                                 meta["upgrade_to"], "planned": True}
+        return result
+
+    def _template_image(self, meta):
+        return load_template(self.pool, meta["template"])["image"]
 
     # -- entry points ----------------------------------------------------
     def apply(self):
@@ -88,6 +96,7 @@ class InstanceManager(CloneSteps):
             if state == "reset":
                 return self._reset(self._apply_settings(meta, changes), bookmark)
             self._check_generation(meta)
+            self._check_upgrade(meta)
             if state == "stopped":
                 return self._stop(self._apply_settings(meta, changes))
             before = meta
@@ -105,6 +114,13 @@ class InstanceManager(CloneSteps):
             raise MyaasError("Instance %s holds generation %s of template %s, not %d. Use state=reset with the same "
                              "generation or as_of to replace its data, or another instance name."
                              % (self.name, meta.get("generation"), meta["template"], wanted))
+
+    def _check_upgrade(self, meta):
+        wanted = self.params.get("upgrade_to")
+        if wanted and wanted != meta.get("upgrade_to"):
+            raise MyaasError("Instance %s runs %s, not an upgrade to %s. Use state=reset with upgrade_to to upgrade "
+                             "its data afresh from the template, or another instance name."
+                             % (self.name, meta.get("upgrade_to") or meta["image"], wanted))
 
     def _apply_settings(self, meta, changes):
         """The metadata with ``changes``, written (and limits given to the container) unless in check mode."""
@@ -136,7 +152,9 @@ class InstanceManager(CloneSteps):
             "template": template["name"],
             "generation": self._wanted_generation(template)["generation"],
             "engine": template["engine"],
-            "image": template["image"],
+            "image": params.get("upgrade_to") or template["image"],
+            # Every reset upgrades the template's data afresh to this image.
+            "upgrade_to": params.get("upgrade_to"),
             "host": params["public_host"],
             "bind_address": params["bind_address"],
             "port": params["port"],
@@ -197,10 +215,15 @@ class InstanceManager(CloneSteps):
         before = dict(meta)
         if bookmark:
             record, path = bookmarks.find(self, meta, bookmark)
-            meta = dict(meta, generation=record["generation"], bookmark=bookmark, reset_at=iso(self.now()))
+            # A bookmark's data runs on the image it was saved from (its own major version).
+            meta = dict(meta, generation=record["generation"], bookmark=bookmark, reset_at=iso(self.now()),
+                        image=record.get("image", meta["image"]), upgrade_to=record.get("upgrade_to"))
         else:
-            record = self._wanted_generation(load_template(self.pool, meta["template"]))
+            template = load_template(self.pool, meta["template"])
+            record = self._wanted_generation(template)
             meta = dict(meta, generation=record["generation"], bookmark=None, reset_at=iso(self.now()))
+            upgrade_to = self.params.get("upgrade_to") or meta.get("upgrade_to")
+            meta.update(upgrade_to=upgrade_to, image=upgrade_to or meta["image"])
             path = None
         if self.check_mode:
             return self.result(True, meta, "reset", before)
@@ -227,6 +250,8 @@ class InstanceManager(CloneSteps):
 
     def _clone_steps(self):
         return [lambda: self.docker.remove(self.container, self.pool.path),
+                # A rehearsal's upgrade server, when a run was killed during one.
+                lambda: self.docker.remove(self.container + "-upgrade", self.pool.path),
                 lambda: self.docker.remove_volume(self.container, self.pool.path),
                 lambda: self.pool.delete_subvolume(self.paths["data"])]
 

@@ -358,6 +358,11 @@ class TemplateManager:
         for gen_path, number in self._generations():
             if number <= generation - keep:
                 self.pool.delete_subvolume(gen_path)
+        # Upgrade rehearsal reports (upgrades/rehearsal.py) go with their generation.
+        for report in glob.glob(os.path.join(self.pool.template_dir(self.name), "rehearsals", "gen-*-*.json")):
+            number = os.path.basename(report).split("-")[1]
+            if number.isdigit() and int(number) <= generation - keep:
+                os.unlink(report)
 
     # -- state=absent ---------------------------------------------------
     def absent(self):
