@@ -64,20 +64,23 @@ def test_awx_setup_playbook_and_surveys_fit_the_playbooks(tmp_path):
     assert checked.returncode == 0, checked.stdout
     # Render every survey the way the setup playbook does, and read them back.
     playbook = tmp_path / "render.yml"
-    names = ["new_db", "reset_db", "save_db", "drop_db", "list_dbs"]
+    names = ["new_db", "reset_db", "save_db", "drop_db", "list_dbs", "rehearse_upgrade", "import_templates"]
     content = ("{{ lookup('ansible.builtin.template', '%s/extensions/awx/surveys/' ~ item ~ '.yml.j2')"
                " | from_yaml | to_json }}" % ROOT)
     task = {"ansible.builtin.copy": {"dest": "%s/{{ item }}.json" % tmp_path, "mode": "0600", "content": content},
             "loop": names}
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task],
-                                         "vars": {"myaas_awx_templates": ["shop", "crm"]}}]))
+                                         "vars": {"myaas_awx_templates": ["shop", "crm"],
+                                                  "myaas_awx_upgrade_images": ["mariadb:11.8", "postgres:17"]}}]))
     rendered = run(["ansible-playbook", str(playbook)], env)
     assert rendered.returncode == 0, rendered.stdout
     surveys = dict((name, json.loads((tmp_path / (name + ".json")).read_text())) for name in names)
     variables = dict((name, [question["variable"] for question in survey["spec"]]) for name, survey in surveys.items())
     assert variables == {"new_db": ["template", "instance", "ttl", "protected", "as_of"],
                          "reset_db": ["instance", "bookmark"], "save_db": ["instance", "bookmark", "branch"],
-                         "drop_db": ["instance", "bookmark"], "list_dbs": ["myaas_hosts"]}
+                         "drop_db": ["instance", "bookmark"], "list_dbs": ["myaas_hosts"],
+                         "rehearse_upgrade": ["template", "image", "instance", "ttl"],
+                         "import_templates": ["rehearse_upgrade_to"]}
     template = surveys["new_db"]["spec"][0]
     assert template["type"] == "multiplechoice" and template["choices"] == ["shop", "crm"]
     # Each survey variable is one its playbook reads.

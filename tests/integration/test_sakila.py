@@ -1,20 +1,14 @@
 """Sakila, MySQL's own sample database, on MySQL: what the source server holds, the clone holds.
 
-Sakila is not ours to ship: the test reads it from MYAAS_SAKILA_DIR, or from
-shared/datasets/sakila beside the checkout (sakila-mv-schema.sql and
-sakila-mv-data.sql, as datacharmer/test_db has them). Without it the test is
-skipped, and says where it looked.
+Sakila is not ours to ship: samples.py says where the test finds it, and the
+test is skipped, saying where it looked, when it is not there.
 """
-
-import os
 
 import pytest
 
 from mysql_source import SOURCE_IMAGE, SourceServer
-from rig import ROOT
+from samples import sakila_dump
 
-SAKILA_DIR = os.environ.get("MYAAS_SAKILA_DIR", os.path.join(os.path.dirname(ROOT), "shared", "datasets", "sakila"))
-FILES = ("sakila-mv-schema.sql", "sakila-mv-data.sql")
 # The same questions to the source server and to the clone: views, routines, the spatial column.
 PROBES = [
     "SELECT COUNT(*) FROM customer_list",
@@ -35,16 +29,7 @@ PROBES = [
 
 @pytest.fixture(scope="module")
 def sakila(rig):
-    missing = [name for name in FILES if not os.path.exists(os.path.join(SAKILA_DIR, name))]
-    if missing:
-        pytest.skip("Sakila is not on this machine (%s missing in %s; set MYAAS_SAKILA_DIR)"
-                    % (", ".join(missing), SAKILA_DIR))
-    path = os.path.join(rig.base, "sakila.sql")
-    with open(path, "wb") as out:
-        for name in FILES:
-            with open(os.path.join(SAKILA_DIR, name), "rb") as handle:
-                out.write(handle.read())
-    return path
+    return sakila_dump(rig.base)
 
 
 def test_sakila_on_mysql_holds_the_sources_data_and_its_objects_work(rig, sakila):
