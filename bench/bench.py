@@ -181,6 +181,17 @@ def masking_cost(rig, customers):
     return figures
 
 
+def rehearsal(rig, template, image, import_seconds):
+    """An upgrade rehearsal of ``template`` to ``image``, next to the same database's import time."""
+    result = rig.instance("rehearsal-" + template, template=template, upgrade_to=image)
+    assert not result.get("failed"), result.get("msg")
+    rig.instance("rehearsal-" + template, state="absent")
+    report = result["upgrade"]
+    return {"image_to": image, "versions": "%s -> %s" % (report["version_from"], report["version_to"]),
+            "rehearsal_seconds": report["seconds"], "import_seconds": import_seconds,
+            "ratio": report["seconds"] / import_seconds, "steps": report["steps"], "ok": report["ok"]}
+
+
 def space(rig, template):
     rig.instance("space", template=template)
     sh("sync")
@@ -230,6 +241,9 @@ def run(args):
         figures["reset"] = resets(rig, args.runs)
         figures["bookmarks"] = bookmarks_and_branch(rig, "large", args.runs)
         figures["masking"] = masking_cost(rig, args.masked)
+        figures["rehearsal"] = {
+            "large": rehearsal(rig, "large", "myaas/mariadb:11.8", templates["large"]["import_seconds"]),
+            "pg-small": rehearsal(rig, "pg-small", "myaas/postgresql:17", templates["pg-small"]["import_seconds"])}
     finally:
         teardown(rig, dockerd_was_up)
     return results
@@ -270,6 +284,10 @@ def goals(figures):
             100 * figures["bookmarks"]["branch_ratio"], figures["bookmarks"]["branch_exclusive_bytes"] / MB,
             figures["bookmarks"]["origin_bytes"] / MB, figures["bookmarks"]["branch_seconds"]),
          "<= 1 %", figures["bookmarks"]["branch_ratio"] <= 0.01),
+    ] + [
+        ("upgrade rehearsal, %s (%s): rehearsal / import of the same database" % (label, rehearsed["versions"]),
+         "%.2f (%.1f s vs %.1f s)" % (rehearsed["ratio"], rehearsed["rehearsal_seconds"], rehearsed["import_seconds"]),
+         "-", rehearsed["ok"]) for label, rehearsed in sorted(figures["rehearsal"].items())
     ]
 
 
