@@ -283,6 +283,11 @@ upgrade:
     seconds: {description: Seconds of the whole rehearsal., type: float}
     warnings: {description: What the upgrade tools and the new server's log warned about., type: list, elements: str}
     errors: {description: Errors in the new server's start-up log., type: list, elements: str}
+    server_upgrade:
+      description: The lines in which MySQL's server reports its own upgrade at start (empty when the version did
+        not change, and for the other engines).
+      type: list
+      elements: str
     row_counts:
       description: Rows of every table before (the template's count) and after the upgrade.
       type: dict

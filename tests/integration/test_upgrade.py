@@ -22,7 +22,8 @@ DATA = os.path.join(ROOT, "tests", "data")
 MARIADB_SQL = os.path.join(DATA, "upgrade_mariadb.sql")
 MARIADB_REMOVED_SQL = os.path.join(DATA, "upgrade_mariadb_removed.sql")
 PG_SQL = os.path.join(DATA, "upgrade_postgresql.sql")
-SHOP_TABLES = ("audit_log", "film", "rental")
+# MariaDB skips sakila-mv-schema's MySQL-only versioned comments (/*!50705 ...*/): no spatial column there.
+SAKILA_MARIADB_PROBES = [sql for sql in SAKILA_PROBES if "location" not in sql and "SPATIAL" not in sql]
 
 
 def ok(result):
@@ -221,7 +222,7 @@ def test_sakila_on_mariadb_10_11_upgrades_to_11_8_with_every_row_view_and_routin
     try:
         template = ok(rig.template("upg-sakila", dump, image="myaas/mariadb:10.11"))["template"]
         old = ok(rig.instance("upg-s0", template="upg-sakila"))["instance"]
-        expected = [rig.query(old, sql)[0][0] for sql in SAKILA_PROBES]
+        expected = [rig.query(old, sql)[0][0] for sql in SAKILA_MARIADB_PROBES]
         result = ok(rig.instance("upg-s1", template="upg-sakila", upgrade_to="myaas/mariadb:11.8"))
         report, new = result["upgrade"], result["instance"]
         assert report["version_to"].startswith("11.8.") and version(rig, new).startswith("11.8.")
@@ -230,7 +231,7 @@ def test_sakila_on_mariadb_10_11_upgrades_to_11_8_with_every_row_view_and_routin
         all_rows_equal(report, template)
         # 7 views, 3 procedures, 3 functions.
         assert report["objects_checked"] == 13
-        assert [rig.query(new, sql)[0][0] for sql in SAKILA_PROBES] == expected
+        assert [rig.query(new, sql)[0][0] for sql in SAKILA_MARIADB_PROBES] == expected
         assert version(rig, old).startswith("10.11.")
     finally:
         rig.instance("upg-s1", state="absent")
@@ -238,17 +239,20 @@ def test_sakila_on_mariadb_10_11_upgrades_to_11_8_with_every_row_view_and_routin
         rig.template("upg-sakila", None, state="absent")
 
 
+# Pagila's routines that work (in its v15 release get_customer_balance and
+# inventory_in_stock read rental columns that became rental_period, on every
+# PostgreSQL version: PL/pgSQL bodies are only checked when they run).
 PAGILA_PROBES = [
     "SELECT count(*) FROM customer_list",
     "SELECT count(*) FROM film_list WHERE category = 'Action'",
     "SELECT count(*) FROM actor_info",
     "SELECT total_sales FROM sales_by_film_category ORDER BY category LIMIT 1",
     "SELECT count(*) FROM sales_top5_by_film_category",
-    "SELECT get_customer_balance(1, '2022-08-30')",
-    "SELECT inventory_in_stock(1)",
     "SELECT count(*) FROM rental_report",
     "SELECT count(*) FROM payment",
     "SELECT count(*) FROM film WHERE fulltext @@ to_tsquery('drama')",
+    "SELECT group_concat(name) FROM (SELECT name FROM category ORDER BY 1) AS names",
+    "SELECT last_day('2022-02-10')",
 ]
 
 

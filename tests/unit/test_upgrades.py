@@ -146,3 +146,11 @@ def test_mysql_objects_are_compiled_and_errors_land_on_the_right_object():
 
 def test_no_databases_nothing_to_compile():
     assert MySQLObjects(ScriptedDocker([]), MySQL(), "c").check([]) == (0, [])
+
+
+def test_mysql_reports_its_own_upgrade_in_its_log():
+    log = ("2026-11-30T09:00:00Z 0 [System] [MY-013381] [Server] Server upgrade from '80400' to '90700' started.\n"
+           "2026-11-30T09:00:01Z 0 [Note] [MY-010000] [Server] something else\n"
+           "2026-11-30T09:00:09Z 0 [System] [MY-013381] [Server] Server upgrade from '80400' to '90700' completed.\n")
+    assert [line.rsplit(" ", 1)[1] for line in MySQL().upgrade_log(log)] == ["started.", "completed."]
+    assert MariaDB().upgrade_log(log) == []

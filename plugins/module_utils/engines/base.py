@@ -178,6 +178,11 @@ class Engine:
         """(warnings, errors): lines of a server's start-up log that an upgrade report shows."""
         raise NotImplementedError
 
+    def upgrade_log(self, log_text):
+        """The lines in which a server that upgrades itself at start reports that upgrade ([]: none)."""
+        del log_text
+        return []
+
     # -- what users get back ----------------------------------------------------
     def dsn(self, user, password, host, port, database):
         """A URL that works as it is: user, password and database percent-encoded."""

@@ -108,6 +108,11 @@ exec mysqld "$@"
         # checks log in as local root, and the shutdown locks it again.
         return "ALTER USER 'root'@'localhost' ACCOUNT UNLOCK;\n"
 
+    def upgrade_log(self, log_text):
+        # "Server upgrade from '80400' to '90700' started." ... "completed.",
+        # and the data dictionary's own lines; none when the version is the same.
+        return [line.strip() for line in log_text.splitlines() if "[System]" in line and "pgrad" in line]
+
     def upgrade_commands(self):
         # MySQL 8.0.16 and later upgrade the data dictionary and the system
         # tables at start (--upgrade=AUTO); mysql_upgrade is gone.

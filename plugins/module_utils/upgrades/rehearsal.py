@@ -212,7 +212,9 @@ class Rehearsal:
         self.docker.wait_until_answers(self.container, self.engine.ready_probe(), self.engine.exec_user,
                                        ("upgrade_timeout", self.steps.params["upgrade_timeout"]),
                                        "The upgraded server", 0.1)
-        warnings, errors = self.engine.startup_findings(self.docker.logs(self.container, tail=2000))
+        log = self.docker.logs(self.container, tail=2000)
+        warnings, errors = self.engine.startup_findings(log)
+        self.report["server_upgrade"] = self.engine.upgrade_log(log)
         self.report["warnings"] += ["server: " + line for line in warnings]
         self.report["errors"] += ["server: " + line for line in errors]
         self.report["problems"] += [{"kind": "server_log", "name": image, "problem": line} for line in errors]
