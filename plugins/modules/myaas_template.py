@@ -41,6 +41,15 @@ options:
       - Path on the target of the dump. Plain SQL or compressed with gzip, bzip2, xz or zstd, recognised
         by content, not by suffix. It is streamed into the server, never staged.
       - With O(engine=postgresql), also a C(pg_dump) custom-format archive (C(pg_dump -Fc)).
+      - Or a physical backup, also recognised by content - MariaDB a C(mariadb-backup --backup --stream=xbstream)
+        file (plain, gz, zst, xz, bz2) or a backup folder; PostgreSQL a C(pg_basebackup) folder (C(-Ft) with
+        C(base.tar) and C(pg_wal.tar), compressed or not, or C(-Fp)) or a C(base.tar) with its WAL; MySQL a
+        folder made by C(CLONE LOCAL DATA DIRECTORY), or a tar of it. It is unpacked (or copied, with reflinks
+        where the pool allows) into the new generation, prepared with the engine's own tool from the image
+        (C(mariadb-backup --prepare); PostgreSQL recovers with the WAL the backup carries), and then goes
+        through what every import does. The backup itself is never changed. A backup of another major
+        version than the image's server is refused. A folder counts as unchanged while its files' names,
+        sizes and times are.
       - Required with O(state=present), unless O(from_instance) is given.
     type: path
   from_instance:

@@ -12,8 +12,8 @@ from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasErr
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_image
 from ansible_collections.myaas.myaas.plugins.module_utils.upgrades import postgresql as pg_upgrade
 from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.objects import MySQLObjects, unescape_batch
-from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import (
-    compare_counts, parse_version, report_path, version_key)
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.versions import major, parse_version, version_key
+from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import compare_counts, report_path
 
 
 @pytest.mark.parametrize("text, version", [
@@ -29,6 +29,11 @@ def test_versions_are_read_from_the_servers_own_words(text, version):
 def test_versions_compare_as_numbers_not_text():
     assert version_key("10.11.19") > version_key("10.6.4")
     assert version_key("11.8.9") > version_key("10.11.19")
+
+
+def test_a_major_version_is_what_each_engine_calls_one():
+    assert major(MariaDB(), "10.11.19-MariaDB") == "10.11" and major(MySQL(), "9.7.4") == "9.7"
+    assert major(PostgreSQL(), "17.12") == "17" and major(PostgreSQL(), "9.6.24") == "9.6"
 
 
 def test_row_counts_that_differ_or_vanish_are_problems():

@@ -157,6 +157,11 @@ class Engine:
         finally:
             connection.close()
 
+    def physical_login_sql(self):
+        """SQL for an init file that gives the import server's local client its login on a datadir restored
+        from a production backup ("" when the engine needs none)."""
+        return ""
+
     # -- upgrade rehearsal (upgrades/) ---------------------------------------------
     def version_argv(self):
         """argv, run in a throw-away container of an image, that prints its server's version."""

@@ -156,6 +156,13 @@ exec "$server" "$@"
         return (" The server of this image does not know collation %s: import the dump with an image (or engine) "
                 "of the server that wrote it." % collation)
 
+    def physical_login_sql(self):
+        # Local root by the unix socket, as mariadb-install-db makes it; any
+        # password production gave it goes (the template keeps no hash).
+        return ("CREATE USER IF NOT EXISTS 'root'@'localhost' IDENTIFIED VIA unix_socket;\n"
+                "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket ACCOUNT UNLOCK;\n"
+                "GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;\n")
+
     # -- upgrade rehearsal ---------------------------------------------------------
     def version_argv(self):
         return ["sh", "-c", "command -v mariadbd >/dev/null && exec mariadbd --version; exec mysqld --version"]

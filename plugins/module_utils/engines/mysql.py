@@ -97,6 +97,13 @@ exec mysqld "$@"
         # shutdown writes them at the clones' size.
         return _RENEW_REDO % " ".join(list(self.common_args) + [CLONE_REDO_CAPACITY])
 
+    def physical_login_sql(self):
+        # Local root with no password, as --initialize-insecure makes it; it
+        # is locked again before the template is frozen (before_shutdown_sql).
+        return ("CREATE USER IF NOT EXISTS 'root'@'localhost' IDENTIFIED WITH caching_sha2_password BY '';\n"
+                "ALTER USER 'root'@'localhost' IDENTIFIED WITH caching_sha2_password BY '' ACCOUNT UNLOCK;\n"
+                "GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;\n")
+
     # Its own certificates and MyAAS's pid file in /tmp, at every start.
     startup_noise = re.compile(r"CA certificate .* is self signed|Insecure configuration for --pid-file")
 

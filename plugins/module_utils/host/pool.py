@@ -121,6 +121,19 @@ class Pool:
             self._run(["btrfs", "subvolume", "delete", path])
         return True
 
+    # -- files of physical backups --------------------------------------
+    def copy_tree(self, source, dest):
+        """Copy a folder's content (or a file) into ``dest``, sharing blocks where the file system can."""
+        self._run(["cp", "--archive", "--reflink=auto", source.rstrip("/") + ("/." if os.path.isdir(source) else ""),
+                   dest])
+
+    def extract_tar(self, archive, dest):
+        """Unpack a tar (gzip, bzip2, xz or zstd compressed, found by its content) into ``dest``."""
+        self._run(["tar", "--extract", "--file", archive, "--directory", dest, "--no-same-owner"])
+
+    def chown_tree(self, path, uid, gid):
+        self._run(["chown", "--recursive", "--no-dereference", "%d:%d" % (uid, gid), path])
+
     def set_readonly(self, path, readonly):
         self._run(["btrfs", "property", "set", "-ts", path, "ro", "true" if readonly else "false"])
 

@@ -16,7 +16,8 @@ import secrets
 import shutil
 import time
 
-from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.versions import image_version
+from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps, physical
 from ansible_collections.myaas.myaas.plugins.module_utils.templates import roles as dump_roles
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import add_generation
@@ -118,7 +119,9 @@ class TemplateManager:
     def present(self):
         params = self.params
         src = params["src"]
-        fmt, own_schema = dumps.inspect_dump(src, self.engine)
+        backup = physical.detect(src, self.engine)
+        # A physical backup holds its own schemas, like a dump that names them.
+        fmt, own_schema = ("physical", True) if backup else dumps.inspect_dump(src, self.engine)
         image = params["image"] or self.pool.provisioned_image(self.engine.name) or self.engine.default_image
         image_id = self.docker.image_id(image)
         if not image_id:
@@ -143,8 +146,8 @@ class TemplateManager:
             wanted["options"]["masking"] = rules_hash(params["masking"])
         if params.get("checks"):
             wanted["options"]["checks"] = list(params["checks"])
-        stat = os.stat(src)
-        source = {"path": src, "bytes": stat.st_size, "mtime": stat.st_mtime}
+        size, mtime, sha256_of = physical.fingerprint(src)
+        source = {"path": src, "bytes": size, "mtime": mtime}
 
         self.pool.ensure_layout()
         with self.lock():
@@ -154,14 +157,16 @@ class TemplateManager:
                 raise MyaasError("Template %s is masked, and this import has no masking rules; it was not changed. "
                                  "Give its rules, or remove the template first to import it unmasked."
                                  % self.name)
-            reason = import_reason(current, source, wanted, params["force"], lambda: dumps.file_sha256(src))
+            reason = import_reason(current, source, wanted, params["force"], sha256_of)
             if reason is None:
                 if current["source"] != source and not self.check_mode:
                     current["source"] = source  # same bytes, touched file: remember the new mtime
                     write_json(metadata_path(self.pool, self.name), current)
                 return {"changed": False, "template": current, "diff": {"before": current, "after": current}}
             if "sha256" not in source:
-                source["sha256"] = dumps.file_sha256(src)
+                source["sha256"] = sha256_of()
+            if backup:
+                source["backup"] = backup.kind
             generation = (current["generation"] if current else 0) + 1
             planned = dict(wanted, name=self.name, image=image, generation=generation, source=source,
                            path=self.pool.generation_path(self.name, generation))
@@ -171,8 +176,8 @@ class TemplateManager:
                 return result
             os.makedirs(self.pool.template_dir(self.name), mode=0o755, exist_ok=True)
             result["removed_leftovers"] = self.remove_leftovers(current)
-            result["template"] = self._import(planned, fmt, dumps.switched_schemas(src, fmt, self.engine),
-                                              current)
+            result["template"] = self._import(planned, fmt, [] if backup else dumps.switched_schemas(
+                src, fmt, self.engine), current, backup)
             result["diff"]["after"] = result["template"]
             personal = result["template"].get("personal_columns")
             if params.get("masking") is None and personal:
@@ -181,7 +186,7 @@ class TemplateManager:
                                       % (self.name, ", ".join(finding["column"] for finding in personal))]
             return result
 
-    def _import(self, planned, fmt, dump_order, current):
+    def _import(self, planned, fmt, dump_order, current, backup=None):
         params = self.params
         generation = planned["generation"]
         staging = self.pool.staging_path(self.name, generation)
@@ -195,28 +200,28 @@ class TemplateManager:
             # initialises the empty datadir itself.
             os.chown(staging, uid, gid)
             os.chmod(staging, 0o700)
+            laps = []
+            if backup:
+                planned["source"]["server_version"] = self._restore(backup, staging, planned, uid, gid)
+                laps.append(("restore", time.monotonic()))
             self.docker.run(self._import_spec(container, staging, planned, fmt, "%d:%d" % (uid, gid)))
             self.docker.wait_until_answers(container, self.engine.ready_probe(), self.engine.exec_user,
                                            ("start_timeout", params["start_timeout"]), "The import server", 0.25)
             deadline = started + params["import_timeout"]
-            laps = [("start", time.monotonic())]
+            laps.append(("start", time.monotonic()))
             engine = self.engine
+            if backup:
+                physical.refuse_upgraded(self.docker, engine, container, backup, planned["image"])
             if database:
                 self.docker.exec(container, engine.local_client(), data=engine.create_database_sql(database),
                                  user=engine.exec_user)
-            roles, skip = dump_roles.create_missing(self.docker, engine, container, params["src"], fmt, DUMP_MOUNT)
+            roles, skip = ([], []) if backup else dump_roles.create_missing(
+                self.docker, engine, container, params["src"], fmt, DUMP_MOUNT)
             client = exec_argv(container, engine.local_client(database), interactive=True, user=engine.exec_user)
             loader = exec_argv(container, engine.skip_create_role_argv(skip, engine.local_client(database)),
                                interactive=True, user=engine.exec_user) if skip else client
-            if fmt in engine.archive_magic.values():
-                # Archives are read by the engine's restore tool from a read-only
-                # mount, which lets it restore in parallel jobs.
-                restore = engine.restore_argv(fmt, database, DUMP_MOUNT, params["restore_jobs"])
-                dumps.stream_into(os.devnull, "plain", exec_argv(container, restore, user=engine.exec_user),
-                                  max(1, deadline - time.monotonic()), engine.error_re, label=params["src"],
-                                  sql_client=False)
-            else:
-                dumps.stream_into(params["src"], fmt, loader, max(1, deadline - time.monotonic()), engine.error_re)
+            if not backup:
+                self._load(container, fmt, database, loader, deadline)
             for script in planned["options"]["post_import_sql"]:
                 dumps.stream_into(script["path"], dumps.detect_format(script["path"]), client,
                                   max(1, deadline - time.monotonic()), engine.error_re)
@@ -231,6 +236,8 @@ class TemplateManager:
             passwords = dump_roles.remove_passwords(self.docker, engine, container)
             definers = self._create_definers(container, databases)
             self._shutdown(container)
+            if os.path.exists(os.path.join(staging, engine.init_file)):
+                os.unlink(os.path.join(staging, engine.init_file))
             # Removed passwords: the WAL that saw production's verifiers goes too.
             scrub = (report["masking"] or passwords) and gate.sql.after_shutdown_script()
             for script in (scrub, engine.after_import_script()):
@@ -268,7 +275,7 @@ class TemplateManager:
             "checks": report["checks"],
             "import_seconds": round(seconds, 3),
             # Seconds per step, so that the slow one is visible: server start, load, checks and masking, shutdown.
-            "timings": dict([("start", round(laps[0][1] - started, 3))] + [
+            "timings": dict([(laps[0][0], round(laps[0][1] - started, 3))] + [
                 (step, round(mark - laps[index][1], 3)) for index, (step, mark) in enumerate(laps[1:])]),
             "rate": int(planned["source"]["bytes"] / seconds) if seconds else 0,
         })
@@ -287,6 +294,27 @@ class TemplateManager:
             raise
         self._prune(template["generation"])
         return template
+
+    def _load(self, container, fmt, database, loader, deadline):
+        """Stream the dump into the import server (an archive: restored by the engine's tool from its mount)."""
+        engine, params = self.engine, self.params
+        if fmt in engine.archive_magic.values():
+            # Archives are read by the engine's restore tool from a read-only
+            # mount, which lets it restore in parallel jobs.
+            restore = engine.restore_argv(fmt, database, DUMP_MOUNT, params["restore_jobs"])
+            dumps.stream_into(os.devnull, "plain", exec_argv(container, restore, user=engine.exec_user),
+                              max(1, deadline - time.monotonic()), engine.error_re, label=params["src"],
+                              sql_client=False)
+        else:
+            dumps.stream_into(params["src"], fmt, loader, max(1, deadline - time.monotonic()), engine.error_re)
+
+    def _restore(self, backup, staging, planned, uid, gid):
+        """Fill the staging datadir from a physical backup; the backup's server version where it tells."""
+        return physical.Restorer(
+            self.pool, self.docker, self.engine, backup, staging, planned["image"], (uid, gid),
+            self.params["import_timeout"], import_container_name(self.pool.path, self.name) + "-restore",
+            labels(role="import", template=self.name, generation=planned["generation"], pool=self.pool.path,
+                   engine=self.engine.name)).restore(image_version(self.docker, self.engine, planned["image"]))
 
     def _after_shutdown(self, script, staging, image, uid, gid):
         """Run ``script`` (with the datadir as $1) on the stopped datadir, in a throw-away container."""

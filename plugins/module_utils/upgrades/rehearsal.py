@@ -26,6 +26,7 @@ import os
 import re
 import time
 
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.versions import image_version, version_key
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import labels
@@ -35,19 +36,8 @@ from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 from ansible_collections.myaas.myaas.plugins.module_utils.upgrades import postgresql as pg_upgrade
 from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.objects import objects_checker
 
-_VERSION_RE = re.compile(r"(?:\bVer|\(PostgreSQL\))\s+v?(\d+(?:\.\d+)+)")
 # Seconds a clean shutdown of the upgraded server may take.
 STOP_TIMEOUT = 300
-
-
-def parse_version(text):
-    """'10.11.19' from a server's --version line; None when there is none."""
-    found = _VERSION_RE.search(text)
-    return found.group(1) if found else None
-
-
-def version_key(version):
-    return tuple(int(part) for part in version.split("."))
 
 
 def rehearsals_dir(pool, template):
@@ -131,8 +121,8 @@ class Rehearsal:
         if not self.docker.image_id(image_to):
             raise MyaasError("Image %s is not on this host. Make it available with the role myaas.myaas.host "
                              "(host_images), or name another image." % image_to)
-        self.report["version_from"] = self._image_version(image_from)
-        self.report["version_to"] = self._image_version(image_to)
+        self.report["version_from"] = image_version(self.docker, self.engine, image_from)
+        self.report["version_to"] = image_version(self.docker, self.engine, image_to)
         if version_key(self.report["version_to"]) < version_key(self.report["version_from"]):
             raise MyaasError("%s has %s %s, older than the template's %s (%s): a rehearsal upgrades, it never "
                              "downgrades." % (image_to, self.engine.name, self.report["version_to"],
@@ -155,16 +145,6 @@ class Rehearsal:
         self._check_data()
         self._stop()
 
-    def _image_version(self, image):
-        code, out = self.docker.run_once({"name": None, "image": image, "user": "0", "network": "none",
-                                          "entrypoint": self.engine.version_argv()[0],
-                                          "args": self.engine.version_argv()[1:], "mounts": []}, 60)
-        version = parse_version(out)
-        if code != 0 or not version:
-            raise MyaasError("Image %s has no %s server that tells its version (it said: %s). Name an image of "
-                             "the template's engine." % (image, self.engine.name, out.strip()[-300:]))
-        return version
-
     def _pg_upgrade(self, image_from, image_to):
         bundle = pg_upgrade.ensure_bundle(self.docker, self.pool, image_from, self.docker.image_id(image_from))
         self._lap("old_binaries")
@@ -186,10 +166,7 @@ class Rehearsal:
         uid, gid = self.docker.account_ids(image, self.engine.account)
         data = os.stat(self.data)
         if (data.st_uid, data.st_gid) != (uid, gid):
-            for root, dirs, files in os.walk(self.data):
-                for name in dirs + files:
-                    os.lchown(os.path.join(root, name), uid, gid)
-            os.lchown(self.data, uid, gid)
+            self.pool.chown_tree(self.data, uid, gid)
         self._lap("ownership")
 
     def _start(self, image):
