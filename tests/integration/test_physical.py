@@ -112,8 +112,8 @@ def test_masking_a_physical_backup_leaves_no_original_value_in_the_templates_fil
     name = "phys-mask-" + engine
     needles = originals(CUSTOMERS)
     try:
-        made = ok(template(rig, engine, name, path, masking=masking_rules("public" if engine == "postgresql"
-                                                                            else "shop")))["template"]
+        rules = masking_rules("public" if engine == "postgresql" else "shop")
+        made = ok(template(rig, engine, name, path, masking=rules))["template"]
         assert made["masking"]["columns"][table(engine, "customer.email")] == "email"
         assert made["row_counts"][table(engine, "customer")] == counts[table(engine, "customer")]
         assert made["row_counts"][table(engine, "audit_log")] == 0
