@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
 import personal_dump  # noqa: E402  pylint: disable=wrong-import-position
+import physical_import  # noqa: E402  pylint: disable=wrong-import-position
 from rig import PG_IMAGE, provision, run_module, sh, teardown  # noqa: E402  pylint: disable=wrong-import-position
 
 GENERATOR = os.path.join(ROOT, "tools", "make_sample_dump.py")
@@ -213,7 +214,8 @@ def run(args):
             seconds, imported = timed(lambda dump=dump, label=label: rig.template(label, dump))
             assert imported["changed"], imported
             templates[label] = {"dump_bytes": os.path.getsize(dump), "template_bytes": imported["template"]["size_bytes"],
-                                "import_seconds": imported["template"]["import_seconds"]}
+                                "import_seconds": imported["template"]["import_seconds"],
+                                "timings": imported["template"]["timings"]}
             print("template %s: %.1f MB dump imported in %.1f s" % (label, templates[label]["dump_bytes"] / MB, seconds))
         results["templates"] = templates
 
@@ -241,6 +243,9 @@ def run(args):
         figures["reset"] = resets(rig, args.runs)
         figures["bookmarks"] = bookmarks_and_branch(rig, "large", args.runs)
         figures["masking"] = masking_cost(rig, args.masked)
+        figures["physical"] = physical_import.physical_vs_logical(
+            rig, "large", templates["large"]["import_seconds"], templates["large"]["timings"])
+        figures["physical"].update(physical_import.logical_phases(rig, os.path.join(rig.base, "large.sql")))
         figures["rehearsal"] = {
             "large": rehearsal(rig, "large", "myaas/mariadb:11.8", templates["large"]["import_seconds"]),
             "pg-small": rehearsal(rig, "pg-small", "myaas/postgresql:17", templates["pg-small"]["import_seconds"])}
@@ -284,6 +289,14 @@ def goals(figures):
             100 * figures["bookmarks"]["branch_ratio"], figures["bookmarks"]["branch_exclusive_bytes"] / MB,
             figures["bookmarks"]["origin_bytes"] / MB, figures["bookmarks"]["branch_seconds"]),
          "<= 1 %", figures["bookmarks"]["branch_ratio"] <= 0.01),
+    ] + [
+        ("physical import (mariadb-backup) vs logical, same database", "%.1fx (%.1f s vs %.1f s)" % (
+            figures["physical"]["speedup"], figures["physical"]["physical_seconds"],
+            figures["physical"]["logical_seconds"]), ">= 10x", figures["physical"]["speedup"] >= 10),
+        ("physical import vs copying its datadir (cp --reflink=never)", "%.1fx (%.1f s vs %.1f s, %.0f MB)" % (
+            figures["physical"]["floor_ratio"], figures["physical"]["physical_seconds"],
+            figures["physical"]["copy_floor_seconds"], figures["physical"]["bytes"] / MB), "<= 3x",
+         figures["physical"]["floor_ratio"] <= 3),
     ] + [
         ("upgrade rehearsal, %s (%s): rehearsal / import of the same database" % (label, rehearsed["versions"]),
          "%.2f (%.1f s vs %.1f s)" % (rehearsed["ratio"], rehearsed["rehearsal_seconds"], rehearsed["import_seconds"]),

@@ -50,6 +50,10 @@ options:
         through what every import does. The backup itself is never changed. A backup of another major
         version than the image's server is refused. A folder counts as unchanged while its files' names,
         sizes and times are.
+      - An incremental backup (C(mariadb-backup --incremental-basedir), C(pg_basebackup --incremental) from
+        PostgreSQL 17) is applied to the backup the current generation was made from (kept as its base), and the
+        new generation shares every unchanged block with the old one; one that does not follow that backup is
+        refused.
       - Required with O(state=present), unless O(from_instance) is given.
     type: path
   from_instance:
@@ -266,6 +270,15 @@ template:
           and the accounts its clones lock.
       type: dict
       sample: {path: /var/lib/myaas/dumps/shop.sql.gz, sha256: 9f86d0..., bytes: 602701, mtime: 1764000000.0}
+      contains:
+        backup:
+          description: For a physical backup, its kind - C(mariadb-backup), C(pg_basebackup) or C(mysql-clone).
+          type: str
+          returned: for physical backups
+        server_version:
+          description: The version of the server the backup was taken from, where the backup says it.
+          type: str
+          returned: for physical backups
     owner: {description: Who made a branch (its requester); null for an import., type: str, returned: for branches}
     generations:
       description: The generations kept on the pool, oldest first, each with C(generation), C(path), C(imported_at)
@@ -276,10 +289,23 @@ template:
     import_seconds: {description: Duration of the import., type: float}
     rate: {description: Dump bytes imported per second., type: int}
     timings:
-      description: Seconds per step of the import - start, load (dump and post-import SQL), checks_and_masking,
-        shutdown_and_scrub.
+      description: Seconds per step of the import - restore (a physical backup unpacked and prepared), start, load
+        (dump and post-import SQL), checks_and_masking, shutdown_and_scrub.
       type: dict
     size_bytes: {description: Size of the generation on the pool., type: int}
+    pool_bytes_added:
+      description:
+        - What the import took from the pool's free space, measured after a sync - the new generation and, for a
+          physical backup, its base. For an incremental backup, about what changed. Other writes to the pool
+          during the import count too.
+      type: int
+    base:
+      description:
+        - For a C(mariadb-backup) backup and a PostgreSQL 17 or later C(pg_basebackup), the generation's base - the
+          backup as restored, before any server ran on it, kept read-only beside the generation (sharing its
+          blocks). The next incremental backup is applied to a snapshot of it.
+      type: str
+      returned: for physical backups that can be followed by incremental ones
     options: {description: Import options that decide whether a dump must be imported again., type: dict}
     row_counts:
       description: Exact row count of every table, as C(database.table) (PostgreSQL C(schema.table)).

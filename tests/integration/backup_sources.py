@@ -67,14 +67,7 @@ def postgresql(image, workdir, customers):
     _sh("docker", "run", "--detach", "--name", name, "--label", "org.myaas.test=pg-source", "--network", "none",
         "--env", "POSTGRES_PASSWORD=production-secret", image, "-c", "wal_level=replica")
     try:
-        deadline = time.monotonic() + 120
-        while subprocess.run(["docker", "exec", name, "pg_isready", "-U", "postgres", "-h", "/var/run/postgresql"],
-                             stdout=subprocess.DEVNULL, check=False).returncode != 0 or \
-                "PostgreSQL init process complete" not in subprocess.run(
-                    ["docker", "logs", name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    check=False).stdout.decode("utf-8", "replace"):
-            assert time.monotonic() < deadline, "the PostgreSQL source did not start"
-            time.sleep(0.5)
+        _wait_pg(name)
         psql = ["docker", "exec", "--interactive", name, "psql", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q"]
         _sh(*psql, "-c", "CREATE DATABASE shop")
         with open(dump, "rb") as handle:
@@ -94,3 +87,72 @@ def postgresql(image, workdir, customers):
         subprocess.run(["docker", "rm", "--force", "--volumes", name], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False)
     return path, counts, version
+
+
+# A database of ~100 MB that changes a little between a full and an incremental backup.
+BIG_ROWS = 400000
+CHANGE = "INSERT INTO big VALUES (%d, 'new row'); UPDATE big SET pad = 'changed' WHERE id <= 20;" % (BIG_ROWS + 1)
+
+
+def mariadb_incremental(workdir):
+    """(full backup folder, incremental xbstream file, {table: rows} after the change) of a MariaDB server."""
+    with SourceServer("mariadb:10.11", engine="mariadb") as source:
+        source.query("CREATE DATABASE shop")
+        source.query("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(200)); INSERT INTO big "
+                     "SELECT seq, REPEAT('x', 200) FROM seq_1_to_%d; SET GLOBAL innodb_max_purge_lag_wait = 0"
+                     % BIG_ROWS, "shop")
+        _sh("docker", "exec", source.name, "mariadb-backup", "--backup", "--user=root", "--target-dir=/tmp/full")
+        source.query(CHANGE, "shop")
+        full = os.path.join(workdir, "mariadb-full")
+        shutil.rmtree(full, ignore_errors=True)
+        _sh("docker", "cp", "%s:/tmp/full" % source.name, full)
+        incremental = os.path.join(workdir, "mariadb-incremental.xbstream")
+        with open(incremental, "wb") as out:
+            subprocess.run(["docker", "exec", source.name, "mariadb-backup", "--backup", "--user=root",
+                            "--stream=xbstream", "--target-dir=/tmp/inc", "--incremental-basedir=/tmp/full"],
+                           stdout=out, stderr=subprocess.DEVNULL, check=True)
+        counts = source.row_counts(["shop"])
+    return full, incremental, counts
+
+
+def postgresql_incremental(workdir):
+    """(full backup folder, incremental backup folder, {table: rows} after the change) of PostgreSQL 17."""
+    name = "myaas-test-pg-source-%s" % uuid.uuid4().hex[:8]
+    _sh("docker", "run", "--detach", "--name", name, "--label", "org.myaas.test=pg-source", "--network", "none",
+        "--env", "POSTGRES_PASSWORD=production-secret", "postgres:17", "-c", "wal_level=replica",
+        "-c", "summarize_wal=on")
+    try:
+        _wait_pg(name)
+        psql = ["docker", "exec", name, "psql", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-d", "shop"]
+        _sh("docker", "exec", name, "psql", "-U", "postgres", "-q", "-c", "CREATE DATABASE shop")
+        # Vacuumed, as production's tables are by autovacuum: the template's
+        # first reads set no hint bits, so they rewrite no page.
+        _sh(*(psql + ["-c", "CREATE TABLE big AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, %d) g"
+                      % BIG_ROWS, "-c", "ALTER TABLE big ADD PRIMARY KEY (id)", "-c", "VACUUM (FREEZE, ANALYZE)"]))
+        _sh("docker", "exec", name, "pg_basebackup", "-U", "postgres", "-D", "/tmp/full", "-Ft", "-X", "stream",
+            "-z", "--checkpoint=fast")
+        _sh(*(psql + ["-c", CHANGE.split("; ")[0], "-c", CHANGE.split("; ")[1], "-c", "VACUUM"]))
+        _sh("docker", "exec", name, "pg_basebackup", "-U", "postgres", "-D", "/tmp/inc", "-Ft", "-X", "stream",
+            "-z", "--checkpoint=fast", "--incremental=/tmp/full/backup_manifest")
+        paths = []
+        for backup in ("full", "inc"):
+            path = os.path.join(workdir, "pg-%s" % backup)
+            shutil.rmtree(path, ignore_errors=True)
+            _sh("docker", "cp", "%s:/tmp/%s" % (name, backup), path)
+            paths.append(path)
+        counts = {"public.big": int(_sh(*(psql + ["-At", "-c", "SELECT count(*) FROM big"])).strip())}
+    finally:
+        subprocess.run(["docker", "rm", "--force", "--volumes", name], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+    return paths[0], paths[1], counts
+
+
+def _wait_pg(name):
+    deadline = time.monotonic() + 120
+    while "PostgreSQL init process complete" not in subprocess.run(
+            ["docker", "logs", name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            check=False).stdout.decode("utf-8", "replace") or subprocess.run(
+            ["docker", "exec", name, "pg_isready", "-U", "postgres", "-h", "/var/run/postgresql"],
+            stdout=subprocess.DEVNULL, check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the PostgreSQL source did not start"
+        time.sleep(0.5)

@@ -94,6 +94,12 @@ class Pool:
                              "without it)." % path)
         return key
 
+    def sync(self):
+        """Wait for deleted subvolumes to be cleaned up and write out what is pending, so that the pool's free
+        space is final (btrfs frees a deleted subvolume's space in the background)."""
+        self._run(["btrfs", "subvolume", "sync", self.path])
+        self._run(["btrfs", "filesystem", "sync", self.path])
+
     def free_bytes(self):
         stat = os.statvfs(self.path)
         return stat.f_bavail * stat.f_frsize

@@ -94,13 +94,14 @@ class TemplateManager:
         """
         containers = self.docker.names(role="import", template=self.name, pool=self.pool.path)
         staging = sorted(glob.glob(os.path.join(self.pool.template_dir(self.name), STAGING_PREFIX + "*")))
-        stray = [path for path, number in self._generations() if number > (current or {}).get("generation", 0)]
+        stray = [path for path, number in self._generations() + self._generations("base-")
+                 if number > (current or {}).get("generation", 0)]
         return containers, staging + stray
 
-    def _generations(self):
-        """(path, number) of every gen-N subvolume of the template."""
+    def _generations(self, prefix="gen-"):
+        """(path, number) of every gen-N (or base-N) subvolume of the template."""
         found = []
-        for path in glob.glob(os.path.join(self.pool.template_dir(self.name), "gen-*")):
+        for path in glob.glob(os.path.join(self.pool.template_dir(self.name), prefix + "*")):
             suffix = path.rsplit("-", 1)[1]
             if suffix.isdigit():
                 found.append((path, int(suffix)))
@@ -193,6 +194,8 @@ class TemplateManager:
         container = import_container_name(self.pool.path, self.name)
         database = planned["options"]["database"]
         started = time.monotonic()
+        self.pool.sync()
+        free_before = self.pool.free_bytes()
         try:
             uid, gid = self.docker.account_ids(planned["image"], self.engine.account)
             self.pool.create_subvolume(staging)
@@ -202,7 +205,7 @@ class TemplateManager:
             os.chmod(staging, 0o700)
             laps = []
             if backup:
-                planned["source"]["server_version"] = self._restore(backup, staging, planned, uid, gid)
+                self._restore(backup, staging, planned, (uid, gid), current)
                 laps.append(("restore", time.monotonic()))
             self.docker.run(self._import_spec(container, staging, planned, fmt, "%d:%d" % (uid, gid)))
             self.docker.wait_until_answers(container, self.engine.ready_probe(), self.engine.exec_user,
@@ -246,12 +249,17 @@ class TemplateManager:
             laps.append(("shutdown_and_scrub", time.monotonic()))
             self.pool.set_readonly(staging, True)
             os.rename(staging, planned["path"])
+            # What the new generation (and its base) cost the pool: with an incremental backup, only what changed.
+            self.pool.sync()
+            planned["pool_bytes_added"] = max(0, free_before - self.pool.free_bytes())
         except BaseException as exc:
             log = self.docker.logs(container, tail=30)
             state = self.docker.state(container)
             free = self.pool.free_bytes()
             self.docker.remove(container, self.pool.path)
             self.pool.delete_subvolume(staging)
+            self.pool.delete_subvolume(staging + ".delta")
+            self.pool.delete_subvolume(self._base_path(generation))
             if isinstance(exc, MyaasError):
                 advice = self.engine.load_error_advice(exc.msg)
                 exc.msg = "Template %s was not changed: %s%s" % (self.name, exc.msg, advice)
@@ -308,13 +316,21 @@ class TemplateManager:
         else:
             dumps.stream_into(params["src"], fmt, loader, max(1, deadline - time.monotonic()), engine.error_re)
 
-    def _restore(self, backup, staging, planned, uid, gid):
-        """Fill the staging datadir from a physical backup; the backup's server version where it tells."""
-        return physical.Restorer(
-            self.pool, self.docker, self.engine, backup, staging, planned["image"], (uid, gid),
+    def _restore(self, backup, staging, planned, owner, current):
+        """Fill the staging datadir from a physical backup (an incremental one: on the current generation's
+        base); notes the backup's server version and this generation's base in ``planned``."""
+        restorer = physical.Restorer(
+            self.pool, self.docker, self.engine, backup, staging, planned["image"], owner,
             self.params["import_timeout"], import_container_name(self.pool.path, self.name) + "-restore",
             labels(role="import", template=self.name, generation=planned["generation"], pool=self.pool.path,
-                   engine=self.engine.name)).restore(image_version(self.docker, self.engine, planned["image"]))
+                   engine=self.engine.name),
+            bases=((current or {}).get("base"), self._base_path(planned["generation"])))
+        planned["source"]["server_version"] = restorer.restore(image_version(self.docker, self.engine,
+                                                                             planned["image"]))
+        planned["base"] = restorer.kept_base
+
+    def _base_path(self, generation):
+        return os.path.join(self.pool.template_dir(self.name), "base-%d" % generation)
 
     def _after_shutdown(self, script, staging, image, uid, gid):
         """Run ``script`` (with the datadir as $1) on the stopped datadir, in a throw-away container."""
@@ -383,7 +399,7 @@ class TemplateManager:
 
     def _prune(self, generation):
         keep = self.params["keep_generations"]
-        for gen_path, number in self._generations():
+        for gen_path, number in self._generations() + self._generations("base-"):
             if number <= generation - keep:
                 self.pool.delete_subvolume(gen_path)
         # Upgrade rehearsal reports (upgrades/rehearsal.py) go with their generation.
@@ -403,7 +419,7 @@ class TemplateManager:
             return result
         with self.lock():
             self.remove_leftovers(before)
-            for gen_path, _number in self._generations():
+            for gen_path, _number in self._generations() + self._generations("base-"):
                 self.pool.delete_subvolume(gen_path)
             shutil.rmtree(directory)
         return result

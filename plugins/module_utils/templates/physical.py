@@ -48,6 +48,8 @@ _SERVER_VERSION_RE = re.compile(r"^server_version\s*=\s*(\S+)", re.MULTILINE)
 # pg_hba.conf of a restored cluster: the import's local superuser by OS user,
 # and TCP logins with a password only (which no production role keeps).
 PG_HBA = "local all all peer\nhost all all all scram-sha-256\n"
+# The server's own tools first in PATH (Debian keeps them out of it).
+PG_BINDIR = 'for bin in /usr/lib/postgresql/*/bin; do PATH=$bin:$PATH; done; '
 
 
 class Backup:
@@ -99,6 +101,24 @@ def detect(path, engine):
     return backup
 
 
+def _text(path):
+    """A small file's text; "" when there is no such file."""
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+def checkpoints(folder):
+    """mariadb-backup's checkpoints file of a backup folder, as a dict ({} when there is none)."""
+    for name in ("xtrabackup_checkpoints", "mariadb_backup_checkpoints"):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                return dict(line.split(" = ", 1) for line in handle.read().splitlines() if " = " in line)
+    return {}
+
+
 def fingerprint(path):
     """(bytes, mtime, sha256 callable) of a backup file or folder, for the import's up-to-date check.
 
@@ -124,10 +144,15 @@ def fingerprint(path):
 class Restorer:
     """Fills the (empty, server-owned) staging datadir from a backup and prepares it, in a helper container."""
 
-    def __init__(self, pool, docker, engine, backup, staging, image, owner, timeout, container, labels):
+    def __init__(self, pool, docker, engine, backup, staging, image, owner, timeout, container, labels,
+                 bases=(None, None)):
         self.pool, self.docker, self.engine, self.backup = pool, docker, engine, backup
         self.staging, self.image, self.owner, self.timeout = staging, image, owner, timeout
         self.container, self.labels = container, labels
+        # (the current generation's base: the backup as restored, before any server ran on it; where this
+        # generation's base goes). Incremental backups apply to the one and make the other.
+        self.base, self.new_base = bases
+        self.kept_base = None
 
     def restore(self, image_version):
         """Restore and prepare; returns the backup's server version where it says one."""
@@ -172,13 +197,45 @@ class Restorer:
         else:
             self.pool.extract_tar(self.backup.path, self.staging)
 
-    def _start_helper(self):
+    def _start_helper(self, extra_mounts=()):
         self.docker.remove(self.container, self.pool.path)
         self.docker.run({
             "name": self.container, "image": self.image, "user": "%d:%d" % self.owner, "network": "none",
             "entrypoint": "sleep", "args": ["infinity"], "labels": self.labels,
-            "mounts": [{"type": "bind", "source": self.staging, "target": self.engine.datadir}],
+            "mounts": [{"type": "bind", "source": self.staging, "target": self.engine.datadir}] + list(extra_mounts),
         })
+
+    # -- incremental backups -------------------------------------------------
+    def _base_or_fail(self, what):
+        if not self.base or not os.path.isdir(self.base):
+            raise MyaasError("%s is an incremental backup; it applies to the backup the template's current "
+                             "generation was made from, and the template has none (it is new, or was made from a "
+                             "dump, a branch, or a full backup MyAAS keeps no base of). Import the full backup "
+                             "first, then the incremental ones in order." % what)
+        return self.base
+
+    def _swap_in_base(self, copy_base):
+        """Move the unpacked delta aside (it is returned, mounted at /myaas/delta) and put a writable snapshot of
+        the base (``copy_base``) or an empty subvolume into staging."""
+        delta = self.staging + ".delta"
+        os.rename(self.staging, delta)
+        if copy_base:
+            self.pool.snapshot(self.base, self.staging)
+        else:
+            self.pool.create_subvolume(self.staging)
+            os.chown(self.staging, *self.owner)
+            os.chmod(self.staging, 0o700)
+        # mariadb-backup opens the delta files for writing: it is our own copy.
+        self._start_helper([{"type": "bind", "source": delta, "target": "/myaas/delta"},
+                            {"type": "bind", "source": self.base, "target": "/myaas/base", "readonly": True}])
+        return delta
+
+    def _keep_base(self):
+        """This generation's base: the restored backup as the backup tool left it, frozen, sharing every block."""
+        if self.new_base:
+            self.pool.delete_subvolume(self.new_base)
+            self.pool.snapshot(self.staging, self.new_base, readonly=True)
+            self.kept_base = self.new_base
 
     def _run(self, argv, what):
         rc, out, err = self.docker.exec(self.container, argv, check=False)
@@ -207,8 +264,24 @@ class Restorer:
             raise MyaasError("%s holds no %s: it is no complete mariadb-backup backup (a truncated stream?)."
                              % (self.backup.path, " or ".join(_MARIADB_INFO)))
         self._same_major(found.group(1), image_version)
-        self._run(["mariadb-backup", "--prepare", "--target-dir=" + self.engine.datadir],
-                  "mariadb-backup --prepare of %s" % self.backup.path)
+        increment = checkpoints(self.staging)
+        if increment.get("backup_type") == "incremental":
+            base = checkpoints(self._base_or_fail(self.backup.path))
+            if base.get("to_lsn") != increment.get("from_lsn"):
+                raise MyaasError("The incremental backup %s starts at LSN %s, and the template's last backup ends at "
+                                 "LSN %s: it was taken from another backup. Import the backups in the order they "
+                                 "were taken, or a full one." % (self.backup.path, increment.get("from_lsn"),
+                                                                 base.get("to_lsn")))
+            delta = self._swap_in_base(copy_base=True)
+            try:
+                self._run(["mariadb-backup", "--prepare", "--target-dir=" + self.engine.datadir,
+                           "--incremental-dir=/myaas/delta"], "mariadb-backup --prepare of %s" % self.backup.path)
+            finally:
+                self.pool.delete_subvolume(delta)
+        else:
+            self._run(["mariadb-backup", "--prepare", "--target-dir=" + self.engine.datadir],
+                      "mariadb-backup --prepare of %s" % self.backup.path)
+        self._keep_base()
         return found.group(1)
 
     def _prepare_pg_basebackup(self, image_version):
@@ -218,14 +291,28 @@ class Restorer:
         with open(path, encoding="utf-8") as handle:
             version = handle.read().strip()
         self._same_major(version, image_version)
+        if "INCREMENTAL FROM LSN" in _text(os.path.join(self.staging, "backup_label")):
+            self._base_or_fail(self.backup.path)
+            delta = self._swap_in_base(copy_base=False)
+            try:
+                # copy_file_range, which btrfs answers with reflinks, for whole files and for the unchanged
+                # blocks of changed ones (without manifest checksums, which would make it read every block):
+                # the combined backup shares every unchanged block with the base.
+                self._run(["sh", "-c", PG_BINDIR + 'exec pg_combinebackup --copy-file-range --manifest-checksums=NONE '
+                           '--output="$1" /myaas/base /myaas/delta', "combine", self.engine.datadir],
+                          "pg_combinebackup of %s" % self.backup.path)
+            finally:
+                self.pool.delete_subvolume(delta)
+        if int(version) >= 17:
+            # PostgreSQL 17's incremental backups apply to this one.
+            self._keep_base()
         if os.path.isdir(os.path.join(self.staging, "pg_tblspc")) and os.listdir(
                 os.path.join(self.staging, "pg_tblspc")):
             raise MyaasError("The backup %s has tablespaces outside its data directory; MyAAS restores one data "
                              "directory. Move them into pg_default in production's copy first." % self.backup.path)
         if os.path.exists(os.path.join(self.staging, "backup_manifest")):
             # What pg_verifybackup can read (a plain backup; a tar one from PostgreSQL 18 on).
-            bindir = 'for bin in /usr/lib/postgresql/*/bin; do PATH=$bin:$PATH; done; '
-            self._run(["sh", "-c", bindir + 'exec pg_verifybackup --no-parse-wal --quiet "$1"', "verify",
+            self._run(["sh", "-c", PG_BINDIR + 'exec pg_verifybackup --no-parse-wal --quiet "$1"', "verify",
                        self.engine.datadir], "pg_verifybackup of %s" % self.backup.path)
         for name in ("standby.signal", "recovery.signal", "postgresql.auto.conf", "backup_manifest"):
             if os.path.exists(os.path.join(self.staging, name)):

@@ -1,0 +1,76 @@
+"""Incremental refreshes: a night's changes applied to the template's previous backup, costing only what changed.
+
+A full backup of a live server becomes generation 1 (and its base: the
+backup as restored, before any server ran on it); an incremental backup
+taken after a small change is applied to a snapshot of that base
+(mariadb-backup --prepare --incremental-dir; PostgreSQL 17's
+pg_combinebackup) and becomes generation 2, which shares every unchanged
+block with generation 1 on btrfs.
+"""
+
+import os
+
+import pytest
+
+import backup_sources
+from rig import sh
+
+ENGINES = {"mariadb": ("mariadb:10.11", backup_sources.mariadb_incremental),
+           "postgresql": ("postgres:17", backup_sources.postgresql_incremental)}
+
+
+def ok(result):
+    assert not result.get("failed"), result.get("msg", result)
+    return result
+
+
+def exclusive_bytes(path):
+    out = sh("btrfs", "filesystem", "du", "-s", "--raw", path).stdout.splitlines()[-1].split()
+    return int(out[1])
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_an_incremental_backup_makes_a_generation_that_costs_what_changed(rig, engine):
+    image, take = ENGINES[engine]
+    full, incremental, counts = take(rig.base)
+    name = "incr-" + engine
+    table = "shop.big" if engine == "mariadb" else "public.big"
+    try:
+        # Without the full backup first, there is nothing to apply it to.
+        refused = rig.template(name, incremental, engine=engine, image=image)
+        assert refused.get("failed") and "Import the full backup first" in refused["msg"], refused.get("msg")
+
+        first = ok(rig.template(name, full, engine=engine, image=image, keep_generations=2))["template"]
+        assert first["row_counts"][table] == backup_sources.BIG_ROWS
+        assert os.path.basename(first["base"]) == "base-1"
+        second = ok(rig.template(name, incremental, engine=engine, image=image, keep_generations=2))["template"]
+        assert second["generation"] == 2 and second["row_counts"] == counts
+        assert counts[table] == backup_sources.BIG_ROWS + 1
+        assert sh("btrfs", "property", "get", "-ts", second["path"], "ro").stdout.strip() == "ro=true"
+
+        # Its instances see the night's changes.
+        instance = ok(rig.instance(name + "-1", template=name))["instance"]
+        assert rig.query(instance, "SELECT pad FROM big WHERE id = %d" % (backup_sources.BIG_ROWS + 1))[0][0] \
+            == "new row"
+        assert rig.query(instance, "SELECT COUNT(*) FROM big WHERE pad = 'changed'")[0][0] == 20
+
+        # What it cost the pool: a small fraction of the database, the first generation's full price.
+        sh("btrfs", "filesystem", "sync", rig.pool)
+        database = first["size_bytes"]
+        assert exclusive_bytes(second["path"]) < 0.2 * database, (exclusive_bytes(second["path"]), database)
+        assert second["pool_bytes_added"] < 0.3 * first["pool_bytes_added"], (second["pool_bytes_added"],
+                                                                              first["pool_bytes_added"])
+        assert first["pool_bytes_added"] > 0.5 * database
+
+        # The same incremental again does not fit the new base (MariaDB checks the LSNs; an unchanged file is no
+        # new import at all).
+        again = rig.template(name, incremental, engine=engine, image=image, keep_generations=2, force=True)
+        if engine == "mariadb":
+            assert again.get("failed") and "Import the backups in the order" in again["msg"], again.get("msg")
+        else:
+            assert again.get("failed") and "pg_combinebackup" in again["msg"], again.get("msg")
+        assert rig.template(name, incremental, engine=engine, image=image, keep_generations=2)["changed"] is False
+    finally:
+        rig.instance(name + "-1", state="absent")
+        rig.template(name, None, state="absent")
+    assert not [path for path in rig.subvolumes() if path.startswith("templates/%s/" % name)]
