@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.mariadb import MariaDB
 from rig import sh
 
 
@@ -21,14 +22,59 @@ def _timed(argv):
     return time.monotonic() - started
 
 
-def logical_phases(rig, dump):
-    """Where a logical import's time goes, from outside: decompressing the dump, and the import's own steps."""
+def logical_phases(rig, dump, image, database, timings):
+    """Where a logical import's seconds go (seconds per phase, and each phase's share of the load).
+
+    - decompress: gzip -dc of the dump, to /dev/null;
+    - client and SQL layer: the same dump into a server of the same image and settings whose tables are
+      BLACKHOLE (the client sends, the server parses and executes every statement, nothing is stored);
+    - insert and index build: the import's load minus that;
+    - flush: the import's clean shutdown (and scrub).
+    """
     packed = dump + ".gz"
     with open(packed, "wb") as out:
         subprocess.run(["gzip", "-1", "-c", dump], stdout=out, check=True)
     decompress = _timed(["sh", "-c", "gzip -dc '%s' > /dev/null" % packed])
     os.unlink(packed)
-    return {"decompress_gzip_seconds": decompress}
+    sql_layer = _blackhole_load(rig, dump, image, database)
+    load = timings["load"]
+    phases = {"decompress_seconds": decompress, "client_and_sql_layer_seconds": sql_layer,
+              "insert_and_index_build_seconds": max(0.0, load - sql_layer), "flush_seconds": timings["shutdown_and_scrub"],
+              "load_seconds": load}
+    phases["shares_of_load"] = dict((key, round(phases[key] / load, 3)) for key in (
+        "decompress_seconds", "client_and_sql_layer_seconds", "insert_and_index_build_seconds"))
+    return phases
+
+
+def _blackhole_load(rig, dump, image, database):
+    engine = MariaDB()
+    entrypoint, args = engine.command(engine.bulk_load_args({}, 4 * 2 ** 30) + ["--plugin-load-add=ha_blackhole"])
+    uid = sh("docker", "run", "--rm", "--entrypoint", "id", image, "-u", engine.account).stdout.strip()
+    datadir = os.path.join(rig.base, "blackhole")
+    os.makedirs(datadir)
+    os.chown(datadir, int(uid), int(uid))
+    name = "myaas-bench-blackhole-%d" % os.getpid()
+    sh("docker", "run", "--detach", "--name", name, "--network", "none", "--user", "%s:%s" % (uid, uid),
+       "--label", "org.myaas.pool=" + rig.pool, "--volume", "%s:%s" % (datadir, engine.datadir),
+       "--entrypoint", entrypoint, image, *args)
+    try:
+        client = ["docker", "exec", "--interactive", "--user", "root", name] + engine.local_client()
+        deadline = time.monotonic() + 120
+        while subprocess.run(client + ["--execute", "SELECT 1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             check=False).returncode != 0:
+            assert time.monotonic() < deadline, "the blackhole server did not start"
+            time.sleep(0.2)
+        sh(*(client + ["--execute", "CREATE DATABASE `%s`" % database]))
+        started = time.monotonic()
+        with open(dump, "rb") as source:
+            rewrite = subprocess.Popen(["sed", "s/ENGINE=InnoDB/ENGINE=BLACKHOLE/"], stdin=source,
+                                       stdout=subprocess.PIPE)
+            subprocess.run(client + [database], stdin=rewrite.stdout, stdout=subprocess.DEVNULL, check=True)
+            rewrite.wait()
+        return time.monotonic() - started
+    finally:
+        subprocess.run(["docker", "rm", "--force", name], stdout=subprocess.DEVNULL, check=False)
+        shutil.rmtree(datadir, ignore_errors=True)
 
 
 def physical_vs_logical(rig, template, logical_seconds, timings):

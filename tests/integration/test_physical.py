@@ -8,6 +8,7 @@ they are; a backup of another version or engine is refused by name.
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -142,3 +143,26 @@ def test_template_metadata_names_the_backup(rig, backups):
         assert made["timings"]["restore"] > 0
     finally:
         rig.template("phys-meta", None, state="absent")
+
+
+def test_the_nightly_import_picks_up_backup_files_and_folders(rig, backups, tmp_path):
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    shutil.copy(backups["mariadb"][0], str(dumps / "nightly-m.xbstream.zst"))
+    shutil.copytree(backups["postgresql"][0], str(dumps / "nightly-p"))
+    # A folder that holds no backup is none of the play's business.
+    (dumps / "archive").mkdir()
+    (dumps / "archive" / "notes.txt").write_text("old stuff")
+    settings = {"myaas_engines": {"nightly-p": "postgresql"},
+                "myaas_images": {"nightly-m": "mariadb:10.11", "nightly-p": "postgres:15"}}
+    try:
+        run = rig.playbook("playbooks/import_templates.yml", "-e", "dumps_dir=%s" % dumps, "-e", json.dumps(settings))
+        assert run.returncode == 0, run.stdout[-3000:]
+        templates = dict((t["name"], t) for t in rig.info()["templates"])
+        assert templates["nightly-m"]["source"]["backup"] == "mariadb-backup"
+        assert templates["nightly-p"]["source"]["backup"] == "pg_basebackup"
+        assert "archive" not in templates
+        assert templates["nightly-p"]["row_counts"] == backups["postgresql"][1]
+    finally:
+        for name in ("nightly-m", "nightly-p"):
+            rig.template(name, None, state="absent")

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps
+from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps, folder
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
@@ -147,24 +147,29 @@ def test_check_mode_plans_an_import_and_runs_nothing(tmp_path, pool_dir, no_stre
     assert not runner.ran("btrfs") and "create_container" not in api.names_called() and not no_streaming
 
 
-def test_prune_keeps_the_newest_generations(tmp_path, pool_dir):
+def test_prune_keeps_the_newest_generations_their_bases_and_reports(pool_dir):
     runner = btrfs_runner()
+    shop = os.path.join(pool_dir, "templates", "shop")
     for number in (1, 2, 3, 4):
-        os.makedirs(os.path.join(pool_dir, "templates", "shop", "gen-%d" % number))
-    manager = TemplateManager(Pool(pool_dir, runner), Docker(runner, FakeApi()), get_engine("mariadb"),
-                              template_params(tmp_path, keep_generations=2), False)
-    manager._prune(4)  # pylint: disable=protected-access
-    assert sorted(os.listdir(os.path.join(pool_dir, "templates", "shop"))) == ["gen-3", "gen-4"]
-
-
-def test_a_stray_newer_generation_is_a_leftover(tmp_path, pool_dir):
-    runner = btrfs_runner()
+        os.makedirs(os.path.join(shop, "gen-%d" % number))
+        os.makedirs(os.path.join(shop, "base-%d" % number))
+    os.makedirs(os.path.join(shop, "rehearsals"))
     for number in (2, 3):
-        os.makedirs(os.path.join(pool_dir, "templates", "shop", "gen-%d" % number))
-    manager = TemplateManager(Pool(pool_dir, runner), Docker(runner, FakeApi(answers={"containers": []})),
-                              get_engine("mariadb"), template_params(tmp_path), False)
-    assert manager._leftovers({"generation": 2}) == (  # pylint: disable=protected-access
-        [], [os.path.join(pool_dir, "templates", "shop", "gen-3")])
+        with open(os.path.join(shop, "rehearsals", "gen-%d-mariadb_11.8.json" % number), "w", encoding="utf-8"):
+            pass
+    folder.prune(Pool(pool_dir, runner), "shop", 4, 2)
+    assert sorted(os.listdir(shop)) == ["base-3", "base-4", "gen-3", "gen-4", "rehearsals"]
+    assert os.listdir(os.path.join(shop, "rehearsals")) == ["gen-3-mariadb_11.8.json"]
+
+
+def test_a_stray_newer_generation_or_base_is_a_leftover(pool_dir):
+    runner = btrfs_runner()
+    for name in ("gen-2", "gen-3", "base-2", "base-3"):
+        os.makedirs(os.path.join(pool_dir, "templates", "shop", name))
+    found = folder.leftovers(Pool(pool_dir, runner), Docker(runner, FakeApi(answers={"containers": []})), "shop",
+                             {"generation": 2})
+    assert (found[0], sorted(found[1])) == ([], [os.path.join(pool_dir, "templates", "shop", name)
+                                                 for name in ("base-3", "gen-3")])
 
 
 def test_orphans_are_containers_without_an_instance_and_folders_without_instance_json(pool_dir):

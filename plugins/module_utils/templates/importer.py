@@ -10,14 +10,13 @@ Whatever fails before that is removed, and the previous generation serves on.
 
 from __future__ import annotations
 
-import glob
 import os
 import secrets
 import shutil
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.versions import image_version
-from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps, physical
+from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps, folder, physical
 from ansible_collections.myaas.myaas.plugins.module_utils.templates import roles as dump_roles
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import add_generation
@@ -25,7 +24,6 @@ from ansible_collections.myaas.myaas.plugins.module_utils.masking.rules import r
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.checks import TemplateChecks, dialect
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.names import import_container_name
-from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import STAGING_PREFIX
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import exec_argv, labels
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 
@@ -85,36 +83,9 @@ class TemplateManager:
         return FileLock(self.pool.lock_path("template", self.name), self.params["lock_timeout"],
                         "Template %s" % self.name)
 
-    def _leftovers(self, current):
-        """Containers and subvolumes of imports that did not finish.
-
-        A generation newer than the current one was renamed into place by a
-        run that died (or hit a full pool) before template.json named it:
-        nothing serves it, and the next import needs its number.
-        """
-        containers = self.docker.names(role="import", template=self.name, pool=self.pool.path)
-        staging = sorted(glob.glob(os.path.join(self.pool.template_dir(self.name), STAGING_PREFIX + "*")))
-        stray = [path for path, number in self._generations() + self._generations("base-")
-                 if number > (current or {}).get("generation", 0)]
-        return containers, staging + stray
-
-    def _generations(self, prefix="gen-"):
-        """(path, number) of every gen-N (or base-N) subvolume of the template."""
-        found = []
-        for path in glob.glob(os.path.join(self.pool.template_dir(self.name), prefix + "*")):
-            suffix = path.rsplit("-", 1)[1]
-            if suffix.isdigit():
-                found.append((path, int(suffix)))
-        return sorted(found, key=lambda item: item[1])
-
     def remove_leftovers(self, current):
         """Remove what a killed or failed earlier import left (we hold the lock)."""
-        containers, subvolumes = self._leftovers(current)
-        for container in containers:
-            self.docker.remove(container, self.pool.path)
-        for path in subvolumes:
-            self.pool.delete_subvolume(path)
-        return containers + subvolumes
+        return folder.remove_leftovers(self.pool, self.docker, self.name, current)
 
     # -- state=present --------------------------------------------------
     def present(self):
@@ -300,7 +271,7 @@ class TemplateManager:
             # Not named by template.json, the new generation serves nobody.
             self.pool.delete_subvolume(template["path"])
             raise
-        self._prune(template["generation"])
+        folder.prune(self.pool, self.name, template["generation"], self.params["keep_generations"])
         return template
 
     def _load(self, container, fmt, database, loader, deadline):
@@ -397,17 +368,6 @@ class TemplateManager:
                              "server was killed before it finished." % code)
         self.docker.remove(container, self.pool.path)
 
-    def _prune(self, generation):
-        keep = self.params["keep_generations"]
-        for gen_path, number in self._generations() + self._generations("base-"):
-            if number <= generation - keep:
-                self.pool.delete_subvolume(gen_path)
-        # Upgrade rehearsal reports (upgrades/rehearsal.py) go with their generation.
-        for report in glob.glob(os.path.join(self.pool.template_dir(self.name), "rehearsals", "gen-*-*.json")):
-            number = os.path.basename(report).split("-")[1]
-            if number.isdigit() and int(number) <= generation - keep:
-                os.unlink(report)
-
     # -- state=absent ---------------------------------------------------
     def absent(self):
         directory = self.pool.template_dir(self.name)
@@ -419,7 +379,6 @@ class TemplateManager:
             return result
         with self.lock():
             self.remove_leftovers(before)
-            for gen_path, _number in self._generations() + self._generations("base-"):
-                self.pool.delete_subvolume(gen_path)
+            folder.delete_subvolumes(self.pool, self.name)
             shutil.rmtree(directory)
         return result
