@@ -91,7 +91,8 @@ def postgresql(image, workdir, customers):
 
 # A database of ~100 MB that changes a little between a full and an incremental backup.
 BIG_ROWS = 400000
-CHANGE = "INSERT INTO big VALUES (%d, 'new row'); UPDATE big SET pad = 'changed' WHERE id <= 20;" % (BIG_ROWS + 1)
+CHANGES = ("INSERT INTO big VALUES (%d, 'new row');" % (BIG_ROWS + 1), "UPDATE big SET pad = 'changed' WHERE id <= 20;")
+CHANGE = " ".join(CHANGES)
 
 
 def mariadb_incremental(workdir):
@@ -131,7 +132,7 @@ def postgresql_incremental(workdir):
                       % BIG_ROWS, "-c", "ALTER TABLE big ADD PRIMARY KEY (id)", "-c", "VACUUM (FREEZE, ANALYZE)"]))
         _sh("docker", "exec", name, "pg_basebackup", "-U", "postgres", "-D", "/tmp/full", "-Ft", "-X", "stream",
             "-z", "--checkpoint=fast")
-        _sh(*(psql + ["-c", CHANGE.split("; ")[0], "-c", CHANGE.split("; ")[1], "-c", "VACUUM"]))
+        _sh(*(psql + ["-c", CHANGES[0], "-c", CHANGES[1], "-c", "VACUUM"]))
         _sh("docker", "exec", name, "pg_basebackup", "-U", "postgres", "-D", "/tmp/inc", "-Ft", "-X", "stream",
             "-z", "--checkpoint=fast", "--incremental=/tmp/full/backup_manifest")
         paths = []
