@@ -221,6 +221,8 @@ class Restorer:
         os.rename(self.staging, delta)
         if copy_base:
             self.pool.snapshot(self.base, self.staging)
+            # The base may come from an image whose server account has another uid.
+            self.pool.chown_tree(self.staging, *self.owner)
         else:
             self.pool.create_subvolume(self.staging)
             os.chown(self.staging, *self.owner)
