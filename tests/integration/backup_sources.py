@@ -91,33 +91,41 @@ def postgresql(image, workdir, customers):
 
 # A database of ~100 MB that changes a little between a full and an incremental backup.
 BIG_ROWS = 400000
-CHANGES = ("INSERT INTO big VALUES (%d, 'new row');" % (BIG_ROWS + 1), "UPDATE big SET pad = 'changed' WHERE id <= 20;")
-CHANGE = " ".join(CHANGES)
+CHANGE = "INSERT INTO big VALUES (%d, 'new row'); UPDATE big SET pad = 'changed' WHERE id <= 20" % (BIG_ROWS + 1)
+SECOND_CHANGE = "INSERT INTO big VALUES (%d, 'second night'); DELETE FROM big WHERE id = 1" % (BIG_ROWS + 2)
 
 
 def mariadb_incremental(workdir):
-    """(full backup folder, incremental xbstream file, {table: rows} after the change) of a MariaDB server."""
+    """(full backup folder, [two nights' incremental xbstream files], [{table: rows} after each night])."""
     with SourceServer("mariadb:10.11", engine="mariadb") as source:
         source.query("CREATE DATABASE shop")
         source.query("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(200)); INSERT INTO big "
                      "SELECT seq, REPEAT('x', 200) FROM seq_1_to_%d; SET GLOBAL innodb_max_purge_lag_wait = 0"
                      % BIG_ROWS, "shop")
+        # As on a server that has been running a while: the bulk load is behind a checkpoint, so backups carry
+        # only the redo log written since (a backup copies the log from the last checkpoint on).
+        source.restart()
         _sh("docker", "exec", source.name, "mariadb-backup", "--backup", "--user=root", "--target-dir=/tmp/full")
-        source.query(CHANGE, "shop")
         full = os.path.join(workdir, "mariadb-full")
         shutil.rmtree(full, ignore_errors=True)
         _sh("docker", "cp", "%s:/tmp/full" % source.name, full)
-        incremental = os.path.join(workdir, "mariadb-incremental.xbstream")
-        with open(incremental, "wb") as out:
-            subprocess.run(["docker", "exec", source.name, "mariadb-backup", "--backup", "--user=root",
-                            "--stream=xbstream", "--target-dir=/tmp/inc", "--incremental-basedir=/tmp/full"],
-                           stdout=out, stderr=subprocess.DEVNULL, check=True)
-        counts = source.row_counts(["shop"])
-    return full, incremental, counts
+        incrementals, counts, basedir = [], [], "/tmp/full"
+        for night, change in enumerate((CHANGE, SECOND_CHANGE)):
+            source.query(change, "shop")
+            path = os.path.join(workdir, "mariadb-incremental-%d.xbstream" % night)
+            with open(path, "wb") as out:
+                subprocess.run(["docker", "exec", source.name, "mariadb-backup", "--backup", "--user=root",
+                                "--stream=xbstream", "--extra-lsndir=/tmp/inc%d" % night,
+                                "--target-dir=/tmp/inc%d" % night, "--incremental-basedir=" + basedir],
+                               stdout=out, stderr=subprocess.DEVNULL, check=True)
+            basedir = "/tmp/inc%d" % night
+            incrementals.append(path)
+            counts.append(source.row_counts(["shop"]))
+    return full, incrementals, counts
 
 
 def postgresql_incremental(workdir):
-    """(full backup folder, incremental backup folder, {table: rows} after the change) of PostgreSQL 17."""
+    """(full backup folder, [two nights' incremental backup folders], [{table: rows} after each night])."""
     name = "myaas-test-pg-source-%s" % uuid.uuid4().hex[:8]
     _sh("docker", "run", "--detach", "--name", name, "--label", "org.myaas.test=pg-source", "--network", "none",
         "--env", "POSTGRES_PASSWORD=production-secret", "postgres:17", "-c", "wal_level=replica",
@@ -132,20 +140,24 @@ def postgresql_incremental(workdir):
                       % BIG_ROWS, "-c", "ALTER TABLE big ADD PRIMARY KEY (id)", "-c", "VACUUM (FREEZE, ANALYZE)"]))
         _sh("docker", "exec", name, "pg_basebackup", "-U", "postgres", "-D", "/tmp/full", "-Ft", "-X", "stream",
             "-z", "--checkpoint=fast")
-        _sh(*(psql + ["-c", CHANGES[0], "-c", CHANGES[1], "-c", "VACUUM"]))
-        _sh("docker", "exec", name, "pg_basebackup", "-U", "postgres", "-D", "/tmp/inc", "-Ft", "-X", "stream",
-            "-z", "--checkpoint=fast", "--incremental=/tmp/full/backup_manifest")
+        backups, counts, previous = ["full"], [], "/tmp/full"
+        for night, change in enumerate((CHANGE, SECOND_CHANGE)):
+            _sh(*(psql + sum((["-c", statement] for statement in change.split("; ")), []) + ["-c", "VACUUM"]))
+            _sh("docker", "exec", name, "pg_basebackup", "-U", "postgres", "-D", "/tmp/inc%d" % night, "-Ft", "-X",
+                "stream", "-z", "--checkpoint=fast", "--incremental=%s/backup_manifest" % previous)
+            previous = "/tmp/inc%d" % night
+            backups.append("inc%d" % night)
+            counts.append({"public.big": int(_sh(*(psql + ["-At", "-c", "SELECT count(*) FROM big"])).strip())})
         paths = []
-        for backup in ("full", "inc"):
+        for backup in backups:
             path = os.path.join(workdir, "pg-%s" % backup)
             shutil.rmtree(path, ignore_errors=True)
             _sh("docker", "cp", "%s:/tmp/%s" % (name, backup), path)
             paths.append(path)
-        counts = {"public.big": int(_sh(*(psql + ["-At", "-c", "SELECT count(*) FROM big"])).strip())}
     finally:
         subprocess.run(["docker", "rm", "--force", "--volumes", name], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False)
-    return paths[0], paths[1], counts
+    return paths[0], paths[1:], counts
 
 
 def _wait_pg(name):

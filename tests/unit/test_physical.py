@@ -88,3 +88,32 @@ def test_checkpoints_are_read_as_mariadb_backup_writes_them(tmp_path):
     expected = {"backup_type": "incremental", "from_lsn": "2797500", "to_lsn": "4158254"}
     assert physical.checkpoints(str(path)) == expected
     assert physical.checkpoints(str(tmp_path)) == {}
+
+
+class NoDocker:
+    """A Docker that must not be called: the check fails before any container."""
+
+    def __getattr__(self, name):
+        raise AssertionError("docker.%s called" % name)
+
+
+def test_an_incremental_that_does_not_start_where_the_base_ends_is_refused(tmp_path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "xtrabackup_info").write_text("server_version = 10.11.19-MariaDB-log\n")
+    (staging / "xtrabackup_checkpoints").write_text("backup_type = incremental\nfrom_lsn = 500\nto_lsn = 900\n")
+    base = tmp_path / "base-3"
+    base.mkdir()
+    backup = physical.Backup(str(tmp_path / "night.xbstream"), "mariadb-backup", "xbstream")
+    restorer = physical.Restorer(None, NoDocker(), MariaDB(), backup, str(staging), "mariadb:10.11", (999, 999), 60,
+                                 "c", {}, bases=(str(base), "400", None))
+    with pytest.raises(MyaasError, match="starts at LSN 500, and the template's last backup ends at LSN 400"):
+        restorer._prepare_mariadb_backup("10.11.19")  # pylint: disable=protected-access
+    restorer = physical.Restorer(None, NoDocker(), MariaDB(), backup, str(staging), "mariadb:10.11", (999, 999), 60,
+                                 "c", {}, bases=(None, None, None))
+    with pytest.raises(MyaasError, match="Import the full backup first"):
+        restorer._prepare_mariadb_backup("10.11.19")  # pylint: disable=protected-access
+    restorer = physical.Restorer(None, NoDocker(), MariaDB(), backup, str(staging), "mariadb:11.8", (999, 999), 60,
+                                 "c", {}, bases=(str(base), "500", None))
+    with pytest.raises(MyaasError, match="taken from mariadb 10.11.19-MariaDB-log, and image mariadb:11.8 runs 11.8.9"):
+        restorer._prepare_mariadb_backup("11.8.9")  # pylint: disable=protected-access

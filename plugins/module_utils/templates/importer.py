@@ -295,10 +295,13 @@ class TemplateManager:
             self.params["import_timeout"], import_container_name(self.pool.path, self.name) + "-restore",
             labels(role="import", template=self.name, generation=planned["generation"], pool=self.pool.path,
                    engine=self.engine.name),
-            bases=((current or {}).get("base"), self._base_path(planned["generation"])))
+            bases=((current or {}).get("base"), ((current or {}).get("source") or {}).get("to_lsn"),
+                   self._base_path(planned["generation"])))
         planned["source"]["server_version"] = restorer.restore(image_version(self.docker, self.engine,
                                                                              planned["image"]))
         planned["base"] = restorer.kept_base
+        if restorer.lsn:
+            planned["source"]["to_lsn"] = restorer.lsn
 
     def _base_path(self, generation):
         return os.path.join(self.pool.template_dir(self.name), "base-%d" % generation)

@@ -149,10 +149,13 @@ class Restorer:
         self.pool, self.docker, self.engine, self.backup = pool, docker, engine, backup
         self.staging, self.image, self.owner, self.timeout = staging, image, owner, timeout
         self.container, self.labels = container, labels
-        # (the current generation's base: the backup as restored, before any server ran on it; where this
-        # generation's base goes). Incremental backups apply to the one and make the other.
-        self.base, self.new_base = bases
+        # (the current generation's base: the backup as restored, before any server ran on it; the LSN its
+        # backups reached; where this generation's base goes). Incremental backups apply to the one and make
+        # the other.
+        self.base, self.base_lsn, self.new_base = bases
         self.kept_base = None
+        # The LSN this backup reached (MariaDB): the next incremental must start there.
+        self.lsn = None
 
     def restore(self, image_version):
         """Restore and prepare; returns the backup's server version where it says one."""
@@ -266,14 +269,16 @@ class Restorer:
             raise MyaasError("%s holds no %s: it is no complete mariadb-backup backup (a truncated stream?)."
                              % (self.backup.path, " or ".join(_MARIADB_INFO)))
         self._same_major(found.group(1), image_version)
+        # Read before --prepare, which rewrites the file with the LSN it recovered to.
         increment = checkpoints(self.staging)
+        self.lsn = increment.get("to_lsn")
         if increment.get("backup_type") == "incremental":
-            base = checkpoints(self._base_or_fail(self.backup.path))
-            if base.get("to_lsn") != increment.get("from_lsn"):
+            self._base_or_fail(self.backup.path)
+            if self.base_lsn != increment.get("from_lsn"):
                 raise MyaasError("The incremental backup %s starts at LSN %s, and the template's last backup ends at "
                                  "LSN %s: it was taken from another backup. Import the backups in the order they "
                                  "were taken, or a full one." % (self.backup.path, increment.get("from_lsn"),
-                                                                 base.get("to_lsn")))
+                                                                 self.base_lsn))
             delta = self._swap_in_base(copy_base=True)
             try:
                 self._run(["mariadb-backup", "--prepare", "--target-dir=" + self.engine.datadir,
