@@ -164,9 +164,11 @@ class TemplateManager:
         staging = self.pool.staging_path(self.name, generation)
         container = import_container_name(self.pool.path, self.name)
         database = planned["options"]["database"]
-        started = time.monotonic()
+        # Space freed by earlier deletions (btrfs cleans deleted subvolumes in the background) would count
+        # against this import's cost: wait for it, outside the import's own time.
         self.pool.sync()
         free_before = self.pool.free_bytes()
+        started = time.monotonic()
         try:
             uid, gid = self.docker.account_ids(planned["image"], self.engine.account)
             self.pool.create_subvolume(staging)
