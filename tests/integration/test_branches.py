@@ -141,7 +141,7 @@ def test_a_bookmark_of_a_killed_server_is_recovered_first_and_frozen_clean(rig, 
         assert get_engine(engine).crash_recovery(server_log(db["container"])), server_log(db["container"])[-3000:]
         # ...and the bookmark, taken after a clean stop, needs none.
         reset = rig.instance(name, state="reset", bookmark="after-crash")
-        assert not reset.get("failed"), reset
+        assert not reset.get("failed"), (reset.get("msg"), (reset.get("server_log") or [])[-15:])
         assert count(rig, db, "kept") == 50
         assert_no_crash_recovery(engine, db["container"])
     finally:
