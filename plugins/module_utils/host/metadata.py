@@ -89,3 +89,13 @@ class FileLock:
         os.close(self._fd)
         self._fd = None
         return False
+
+
+def write_init_file(datadir, name, sql):
+    """Write ``sql`` as the server's init file in ``datadir``: readable by the datadir's owner only, since the
+    server drops root before it reads it, and the file may hold a password."""
+    owner = os.stat(datadir)
+    path = os.path.join(datadir, name)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        out.write(sql)
+    os.chown(path, owner.st_uid, owner.st_gid)

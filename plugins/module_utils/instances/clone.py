@@ -15,7 +15,7 @@ import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import pick
-from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json, write_init_file, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import pick_port
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import labels
@@ -116,12 +116,7 @@ class CloneSteps:
             engine.init_sql(secret["user"], secret["password"], meta["database"])
         init_path = os.path.join(self.paths["data"], engine.init_file)
         if engine.credentials_via == "init_file":
-            data_stat = os.stat(self.paths["data"])
-            with open(os.open(init_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w",
-                      encoding="utf-8") as init:
-                init.write(init_sql)
-            # The server drops root before it reads the init file.
-            os.chown(init_path, data_stat.st_uid, data_stat.st_gid)
+            write_init_file(self.paths["data"], engine.init_file, init_sql)
         if create:
             write_json(self.paths["secret"], secret, mode=0o600)
         self.docker.create_volume(self.container, self.paths["data"],

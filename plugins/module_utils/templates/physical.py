@@ -34,6 +34,7 @@ import re
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.versions import major
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import write_init_file
 from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps
 
 XBSTREAM_MAGIC = b"XBSTCK01"
@@ -174,10 +175,7 @@ class Restorer:
         if login:
             # Production's local root may be locked or have a password: the import server's first start
             # gives it the login the import uses. The importer removes the file before the freeze.
-            path = os.path.join(self.staging, self.engine.init_file)
-            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
-                out.write(login)
-            os.chown(path, *self.owner)
+            write_init_file(self.staging, self.engine.init_file, login)
         return version
 
     def _unpack(self):

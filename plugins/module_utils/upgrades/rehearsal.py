@@ -28,7 +28,7 @@ import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.versions import image_version, version_key
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json, write_init_file, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import labels
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.bookmarks import verify_clean_stop
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.checks import TemplateChecks
@@ -173,10 +173,7 @@ class Rehearsal:
         init_sql = self.engine.upgrade_init_sql()
         data = os.stat(self.data)
         if init_sql:
-            init_path = os.path.join(self.data, self.engine.init_file)
-            with open(os.open(init_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
-                out.write(init_sql)
-            os.chown(init_path, data.st_uid, data.st_gid)
+            write_init_file(self.data, self.engine.init_file, init_sql)
         entrypoint, args = self.engine.command(self.engine.clone_args())
         self.docker.remove(self.container, self.pool.path)
         self.docker.run({
