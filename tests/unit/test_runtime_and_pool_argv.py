@@ -66,6 +66,15 @@ def test_names_filter_by_labels(make_runner, make_api):
     assert api.calls[0][2]["filters"] == {"label": ["org.myaas.role=import", "org.myaas.template=shop"]}
 
 
+def test_held_ports_are_every_myaas_containers_of_any_pool_running_or_not(make_runner, make_api):
+    api = make_api(answers={"containers": [
+        {"Names": ["/myaas-a1"], "Labels": {"org.myaas.port": "13306", "org.myaas.pool": "/srv/a"}, "State": "exited"},
+        {"Names": ["/myaas-b1"], "Labels": {"org.myaas.port": "13307", "org.myaas.pool": "/srv/b"}},
+        {"Names": ["/odd"], "Labels": {"org.myaas.port": ""}}]})
+    assert Docker(make_runner(), api).held_ports() == {13306: "myaas-a1", 13307: "myaas-b1"}
+    assert api.calls[0][2] == {"all": True, "filters": {"label": ["org.myaas.port"]}}
+
+
 def test_remove_tolerates_a_missing_container_and_refuses_another_pools(make_runner, make_api):
     other = {"Config": {"Labels": {"org.myaas.pool": "/tmp/test-pool"}}}
     api = make_api(containers={"ours": {"Config": {"Labels": {"org.myaas.pool": POOL}}}, "theirs": other})

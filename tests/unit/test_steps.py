@@ -215,7 +215,9 @@ def instance_manager(pool_dir, runner, api, check_mode=False, **overrides):
 def running_api(pool_dir, name="a1"):
     return FakeApi(containers={container_name(pool_dir, name): {
         "State": {"Running": True}, "Config": {"Labels": {"org.myaas.pool": pool_dir}}}},
-        answers={"create_container": {"Id": "c1"}})
+        # Another pool's instance, stopped, holds the range's first port.
+        answers={"create_container": {"Id": "c1"}, "containers": [
+            {"Names": ["/myaas-other-pool-b1"], "Labels": {"org.myaas.port": "23306"}, "State": "exited"}]})
 
 
 def test_clone_and_start_writes_the_init_file_reserves_the_port_and_runs_as_the_datas_owner(pool_dir):
@@ -239,6 +241,7 @@ def test_clone_and_start_writes_the_init_file_reserves_the_port_and_runs_as_the_
     assert result["operation"] == "create" and db["generation"] == 1 and db["database"] == "shop"
     assert seen["init_mode"] == "0o600" and db["password"] in seen["init"]
     assert seen["reserved_port"] == db["port"]                     # reserved before the container started
+    assert db["port"] == 23307                                     # 23306 is another pool's instance's
     create = [kwargs for method, _args, kwargs in api.calls if method == "create_container"][0]
     data = os.stat(os.path.join(pool_dir, "instances", "a1", "data"))
     assert create["user"] == "%d:%d" % (data.st_uid, data.st_gid) and create["entrypoint"] == "/bin/sh"

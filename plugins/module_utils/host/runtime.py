@@ -256,6 +256,20 @@ class Docker:
         return [(entry["Names"][0].lstrip("/"), (entry.get("Labels") or {}).get(LABEL_PREFIX + "instance", ""))
                 for entry in found]
 
+    def held_ports(self):
+        """{host port: container name} of every MyAAS container on this engine, whatever its pool or state.
+
+        A stopped or killed instance holds its port (it takes it back when it
+        starts), and another pool on the same host picks from the same range.
+        """
+        found = self._call("list", lambda: self.api.containers(all=True, filters={"label": [LABEL_PREFIX + "port"]}))
+        held = {}
+        for entry in found:
+            port = (entry.get("Labels") or {}).get(LABEL_PREFIX + "port", "")
+            if port.isdigit():
+                held[int(port)] = entry["Names"][0].lstrip("/")
+        return held
+
     def create_volume(self, name, device, volume_labels):
         """A local volume bound to a host folder."""
         self._call("volume create", lambda: self.api.create_volume(

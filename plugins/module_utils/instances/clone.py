@@ -170,8 +170,8 @@ class CloneSteps:
             write_json(self.paths["meta"], meta)
 
     def _taken_ports(self):
-        """{port: instance name} of every other instance on the pool."""
-        taken = {}
+        """{port: instance or container name} of every other instance on the pool and MyAAS container on the host."""
+        taken = dict((port, name) for port, name in self.docker.held_ports().items() if name != self.container)
         for path in glob.glob(os.path.join(self.pool.path, "instances", "*", METADATA)):
             other = read_json(path)
             if other and other.get("port") and other["name"] != self.name:
