@@ -10,6 +10,7 @@ import os
 import shutil
 
 import pytest
+from docker.errors import APIError
 
 from ansible_collections.myaas.myaas.plugins.module_utils.templates import dumps, folder
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
@@ -18,7 +19,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager impo
 from ansible_collections.myaas.myaas.plugins.module_utils.inventory import find_orphans
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name, import_container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
-from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker, PortTaken
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import TemplateManager
 from fakes import FakeApi, FakeRunner
 
@@ -247,6 +248,38 @@ def test_clone_and_start_writes_the_init_file_reserves_the_port_and_runs_as_the_
     assert create["user"] == "%d:%d" % (data.st_uid, data.st_gid) and create["entrypoint"] == "/bin/sh"
     assert db["password"] not in json.dumps(create)
     assert engines.logins and not os.path.exists(os.path.join(pool_dir, "instances", "a1", "data", "myaas-init.sql"))
+
+
+def port_race_api(pool_dir):
+    """An engine whose first start finds the published port taken (another pool won the race for it)."""
+    api = running_api(pool_dir)
+    starts = []
+
+    def start(container):
+        starts.append(container)
+        if len(starts) == 1:
+            raise APIError("500 Server Error: driver failed programming external connectivity: Bind for "
+                           "127.0.0.1:23307 failed: port is already allocated")
+    api.answers["start"] = start
+    return api
+
+
+def test_a_port_taken_at_start_by_another_pool_is_picked_again(pool_dir):
+    make_template(pool_dir)
+    api = port_race_api(pool_dir)
+    db = instance_manager(pool_dir, btrfs_runner(), api)[0].apply()["instance"]
+    published = [kwargs["host_config"]["port_bindings"] for method, _args, kwargs in api.calls
+                 if method == "create_container"]
+    assert db["port"] == 23308 and [list(ports.values())[0] for ports in published] == [
+        ("127.0.0.1", 23307), ("127.0.0.1", 23308)]
+    with open(os.path.join(pool_dir, "instances", "a1", "instance.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["port"] == 23308
+
+
+def test_a_port_asked_for_and_taken_is_an_error_not_another_port(pool_dir):
+    make_template(pool_dir)
+    with pytest.raises(PortTaken, match="23400"):
+        instance_manager(pool_dir, btrfs_runner(), port_race_api(pool_dir), port=23400)[0].apply()
 
 
 def test_reset_brings_the_latest_generation_on_the_same_port_and_password(pool_dir):

@@ -41,6 +41,12 @@ except ImportError:
         pass
 
 LABEL_PREFIX = "org.myaas."
+# What the engine says when a published port is bound by someone else.
+PORT_TAKEN = re.compile(r"port is already allocated|address already in use")
+
+
+class PortTaken(MyaasError):
+    """The engine could not publish a container's host port: something else holds it."""
 
 
 def labels(**values):
@@ -200,9 +206,18 @@ class Docker:
             host_config=self.api.create_host_config(**host), **create))["Id"]
 
     def run(self, spec):
+        """Create and start a container; PortTaken if its published port is held by something else."""
         container = self._create(spec)
-        self._call("start", lambda: self.api.start(container))
+        self._call("start", lambda: self._start_publishing(container, spec.get("publish")))
         return container
+
+    def _start_publishing(self, container, publish):
+        try:
+            self.api.start(container)
+        except DockerException as exc:
+            if PORT_TAKEN.search(str(exc)):
+                raise PortTaken("The engine could not publish %s: %s" % (publish, exc))
+            raise
 
     def start(self, name):
         self._call("start", lambda: self.api.start(name))

@@ -18,7 +18,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations 
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json, write_init_file, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import pick_port
-from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import labels
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import PortTaken, labels
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import metadata_path as template_metadata
 from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import Rehearsal
 
@@ -122,9 +122,9 @@ class CloneSteps:
         self.docker.create_volume(self.container, self.paths["data"],
                                   labels(role="instance", instance=self.name, pool=self.pool.path))
         meta["generation"] = generation
-        self._reserve_port(meta)
+        picked = self._reserve_port(meta)
         lap("prepare")
-        self._run_container(meta, engine, generation)
+        self._run_container(meta, engine, generation, picked)
         lap("container")
         if engine.credentials_via == "local_client":
             # Through the local client's stdin, as the server's OS superuser:
@@ -154,20 +154,26 @@ class CloneSteps:
                     raise
         raise AssertionError("unreachable")
 
-    def _reserve_port(self, meta):
+    def _reserve_port(self, meta, busy=None):
         """Pick (or check) the port and write the metadata that holds it, under the pool's ports lock.
 
-        The lock covers only the choice: the metadata is the reservation, so
-        containers start in parallel outside it.
+        True if the port was picked here (not asked for, not the instance's
+        own). The lock covers only the choice: the metadata is the
+        reservation, so containers start in parallel outside it. ``busy``: a
+        port just found taken at start, to pick another.
         """
         with self._lock("ports", "all"):
             taken = self._taken_ports()
+            if busy:
+                taken[busy], meta["port"] = "something else", None
             if meta["port"] and meta["port"] in taken:
                 raise MyaasError("Port %d is held by instance %s; choose another port, or none to get a free one."
                                  % (meta["port"], taken[meta["port"]]))
-            if not meta["port"]:
+            picked = not meta["port"]
+            if picked:
                 meta["port"] = pick_port(self.params["port_range"], taken, meta["bind_address"])
             write_json(self.paths["meta"], meta)
+        return picked
 
     def _taken_ports(self):
         """{port: instance or container name} of every other instance on the pool and MyAAS container on the host."""
@@ -178,10 +184,26 @@ class CloneSteps:
                 taken[other["port"]] = other["name"]
         return taken
 
-    def _run_container(self, meta, engine, generation):
+    def _run_container(self, meta, engine, generation, picked=False):
+        """Start the instance's container; a port picked here and taken meanwhile is picked again.
+
+        Another pool on this host chooses under its own lock, so both can pick
+        the same free port; the engine refuses the second to start.
+        """
+        for attempt in range(3):
+            self.docker.remove(self.container, self.pool.path)
+            try:
+                self.docker.run(self._container_spec(meta, engine, generation))
+                return
+            except PortTaken:
+                if not picked or attempt == 2:
+                    raise
+                self._reserve_port(meta, busy=meta["port"])
+
+    def _container_spec(self, meta, engine, generation):
         data = os.stat(self.paths["data"])
         entrypoint, args = engine.command(engine.clone_args())
-        spec = {
+        return {
             "name": self.container,
             "image": meta["image"],
             # The account that owns the datadir: the server's, as the import ran it.
@@ -201,8 +223,6 @@ class CloneSteps:
             "memory": meta["memory"],
             "cpus": meta["cpus"],
         }
-        self.docker.remove(self.container, self.pool.path)
-        self.docker.run(spec)
 
     def _wait_ready(self, meta, secret, engine):
         timeout = self.params["wait_timeout"]
