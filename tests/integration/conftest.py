@@ -1,30 +1,81 @@
 """The real rig for integration tests: a loop-file btrfs pool of its own, dockerd
 and the offline-built MariaDB image, all made by the host role itself.
 
-What the session creates is removed at its end: containers and volumes labelled
+Tests run on pytest-xdist workers (``-n``), each with a rig of its own on the
+one dockerd; a test that restarts dockerd runs alone (host_turns.py).
+
+What a worker creates is removed at its end: containers and volumes labelled
 with its pool, the pool's mount (its loop device goes with it) and files. A
-dockerd that was not running before the session is stopped again.
+dockerd that was not running before the session is stopped again once every
+worker is done.
 """
 
+import json
 import os
 import subprocess
 import time
 
 import pytest
 
+import host_turns
 from mysql_source import FEATURES_SQL, SOURCE_IMAGE, SourceServer
-from rig import PG_CUSTOMERS, ROOT, ensure_official_images, provision, sh, teardown
+from rig import PG_CUSTOMERS, ROOT, docker_is_up, ensure_official_images, provision, sh, teardown
+
+
+def _is_worker(config):
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config):
+    if not _is_worker(config):
+        config.myaas_dockerd_was_up = docker_is_up()
+
+
+def pytest_unconfigure(config):
+    # In the controller, after every worker has ended (or in the only process).
+    if not _is_worker(config) and not getattr(config, "myaas_dockerd_was_up", True):
+        subprocess.run([os.path.join(ROOT, "tests", "stop_dockerd.sh")], check=False)
+
+
+# The modules that take longest, longest first (minutes, measured on two
+# workers): workers take a module at a time, and the session ends when the
+# last one does, so the long ones start first and the short ones fill in.
+LONGEST_FIRST = ["test_images", "test_branches", "test_upgrade", "test_mysql", "test_instance", "test_masking",
+                 "test_faults", "test_template", "test_physical", "test_incremental", "test_postgresql"]
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        module = item.module.__name__ if item.module else ""
+        if module in LONGEST_FIRST:
+            return LONGEST_FIRST.index(module)
+        return len(LONGEST_FIRST) + (1 if "tests/unit" in str(item.path) else 0)
+    items.sort(key=rank)      # stable: a module's own order is kept
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item):
+    # Around setup, call and teardown: module fixtures are made and removed
+    # within a test's turn too.
+    with host_turns.turn(whole_host=item.get_closest_marker("dockerd_restart") is not None):
+        yield
 
 
 @pytest.fixture(scope="session")
 def rig():
-    the_rig, dockerd_was_up = provision()
+    with host_turns.provisioning():
+        the_rig, _dockerd_was_up = provision()
+        try:
+            assert the_rig.provision.returncode == 0, the_rig.provision.stdout[-5000:]
+            ensure_official_images()
+        except BaseException:
+            teardown(the_rig, dockerd_was_up=True)
+            raise
     try:
-        assert the_rig.provision.returncode == 0, the_rig.provision.stdout[-5000:]
-        ensure_official_images()
         yield the_rig
     finally:
-        teardown(the_rig, dockerd_was_up)
+        # dockerd is stopped by the controller, once every worker is done.
+        teardown(the_rig, dockerd_was_up=True)
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +97,25 @@ def pg_sql(rig):
 
 
 @pytest.fixture(scope="session")
-def mysql_dump(rig, shop_sql):
+def mysql_dump(rig, shop_sql, tmp_path_factory, request):  # pylint: disable=unused-argument
     """The sample shop and MySQL-only features, dumped by mysqldump from a GTID server of its own.
 
     Returns (path, {db.table: rows} as the source counted them, source emails of app.member).
+    Made once per session: the first worker that needs it makes it in the
+    folder all workers share, the others read it there.
     """
+    shared = tmp_path_factory.getbasetemp()
+    if _is_worker(request.config):
+        shared = shared.parent
+    with host_turns.locked(str(shared / "mysql-shop.lock")):
+        made = shared / "mysql-shop.json"
+        if not made.exists():
+            made.write_text(json.dumps(_dump_mysql_shop(shop_sql, str(shared / "mysql-shop.sql"))))
+        path, counts, emails = json.loads(made.read_text())
+    return path, counts, emails
+
+
+def _dump_mysql_shop(shop_sql, path):
     with SourceServer(SOURCE_IMAGE) as source:
         source.load(FEATURES_SQL)
         source.query("CREATE DATABASE shop")
@@ -61,7 +126,7 @@ def mysql_dump(rig, shop_sql):
             time.sleep(0.2)
         # Stopped so that the counts below are the dump's; the event itself stays enabled.
         source.query("SET GLOBAL event_scheduler = OFF")
-        path = source.dump(os.path.join(rig.base, "mysql-shop.sql"), ["shop", "app"])
+        path = source.dump(path, ["shop", "app"])
         counts = source.row_counts(["shop", "app"])
         emails = [row[0] for row in source.query("SELECT email FROM app.member ORDER BY id")]
     return path, counts, emails

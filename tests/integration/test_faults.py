@@ -72,6 +72,7 @@ def test_reaper_removes_only_what_it_may_and_repairs_the_rest(rig, faults):
             rig.instance(name, state="absent")
 
 
+@pytest.mark.dockerd_restart
 def test_with_dockerd_down_nothing_is_lost_and_the_errors_say_why(rig, faults):
     rig.require_own_dockerd()
     try:

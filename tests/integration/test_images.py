@@ -159,6 +159,7 @@ def test_no_superuser_logs_in_over_tcp_with_no_or_a_known_password(rig, template
         rig.instance(name, state="absent")
 
 
+@pytest.mark.dockerd_restart
 def test_instances_on_every_image_survive_a_dockerd_restart_and_are_reaped(rig, templates):
     made = []
     try:

@@ -192,6 +192,7 @@ def test_clones_during_a_reimport_are_whole(rig, workdir):
             rig.instance(name, state="absent")
 
 
+@pytest.mark.dockerd_restart
 def test_instances_survive_a_docker_daemon_restart(rig, shop):
     dbs = [rig.instance(name, template="shop")["instance"] for name in ("survivor-1", "survivor-2")]
     try:

@@ -152,6 +152,7 @@ def test_ten_at_once(rig, pgshop, workdir):
             rig.instance("pgw%d" % i, state="absent")
 
 
+@pytest.mark.dockerd_restart
 def test_survives_a_docker_daemon_restart_and_is_reaped(rig, pgshop):
     db = rig.instance("pg-survivor", template="pgshop", ttl="2s")["instance"]
     keep = rig.instance("pg-keeper", template="pgshop", ttl="8h")["instance"]
