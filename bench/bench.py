@@ -209,7 +209,7 @@ def run(args):
         assert rig.provision.returncode == 0, rig.provision.stdout[-3000:]
         figures = results["figures"]
         templates = {}
-        for label, customers in (("small", args.small), ("large", args.large)):
+        for label, customers in ((("small", args.small),) if args.only != "import" else ()) + (("large", args.large),):
             dump = make_dump(rig, customers, label)
             seconds, imported = timed(lambda dump=dump, label=label: rig.template(label, dump))
             assert imported["changed"], imported
@@ -218,44 +218,56 @@ def run(args):
                                 "timings": imported["template"]["timings"]}
             print("template %s: %.1f MB dump imported in %.1f s" % (label, templates[label]["dump_bytes"] / MB, seconds))
         results["templates"] = templates
-
-        baseline = baseline_import(rig, os.path.join(rig.base, "large.sql"))
-        myaas = templates["large"]["import_seconds"]
-        figures["import"] = {"dump": "large", "myaas_seconds": myaas, "plain_client_seconds": baseline,
-                             "myaas_mb_per_s": templates["large"]["dump_bytes"] / MB / myaas,
-                             "plain_mb_per_s": templates["large"]["dump_bytes"] / MB / baseline,
-                             "speedup": baseline / myaas, "goal": ">= 2x"}
-
-        pg_dump = make_dump(rig, args.small, "pg-small", dialect="postgresql")
-        imported = rig.template("pg-small", pg_dump, engine="postgresql", image=PG_IMAGE)
-        assert imported["changed"], imported
-        templates["pg-small"] = {"dump_bytes": os.path.getsize(pg_dump),
-                                 "template_bytes": imported["template"]["size_bytes"],
-                                 "import_seconds": imported["template"]["import_seconds"]}
-        for label in ("small", "large", "pg-small"):
-            figures["ready_" + label], figures["ready_breakdown_" + label] = ready_times(rig, label, args.runs, label)
-        figures["ready_ratio_large_small"] = figures["ready_large"]["median"] / figures["ready_small"]["median"]
-        figures["new_db_playbook"] = new_db_walltime(rig, max(3, args.runs // 2))
-        exclusive, size = space(rig, "large")
-        figures["space"] = {"exclusive_bytes": exclusive, "template_bytes": size, "ratio": exclusive / size}
-        seconds, ok = concurrent(rig, 10)
-        figures["concurrency_10"] = {"seconds": seconds, "all_ready_distinct_ports": ok}
-        figures["reset"] = resets(rig, args.runs)
-        figures["bookmarks"] = bookmarks_and_branch(rig, "large", args.runs)
-        figures["masking"] = masking_cost(rig, args.masked)
+        if args.only != "import":
+            serving(rig, args, templates, figures)
         figures["physical"] = physical_import.physical_vs_logical(
             rig, "large", templates["large"]["import_seconds"], templates["large"]["timings"])
         figures["logical_phases"] = physical_import.logical_phases(
             rig, os.path.join(rig.base, "large.sql"), rig.image, "large", templates["large"]["timings"])
-        figures["rehearsal"] = {
-            "large": rehearsal(rig, "large", "myaas/mariadb:11.8", templates["large"]["import_seconds"]),
-            "pg-small": rehearsal(rig, "pg-small", "myaas/postgresql:17", templates["pg-small"]["import_seconds"])}
+        figures["parallel_load"] = physical_import.parallel_load(
+            rig, os.path.join(rig.base, "large.sql"), rig.image, "large")
     finally:
         teardown(rig, dockerd_was_up)
     return results
 
 
+def serving(rig, args, templates, figures):
+    """The figures of serving instances, and of the import against the plain client."""
+    baseline = baseline_import(rig, os.path.join(rig.base, "large.sql"))
+    myaas = templates["large"]["import_seconds"]
+    figures["import"] = {"dump": "large", "myaas_seconds": myaas, "plain_client_seconds": baseline,
+                         "myaas_mb_per_s": templates["large"]["dump_bytes"] / MB / myaas,
+                         "plain_mb_per_s": templates["large"]["dump_bytes"] / MB / baseline,
+                         "speedup": baseline / myaas, "goal": ">= 2x"}
+
+    pg_dump = make_dump(rig, args.small, "pg-small", dialect="postgresql")
+    imported = rig.template("pg-small", pg_dump, engine="postgresql", image=PG_IMAGE)
+    assert imported["changed"], imported
+    templates["pg-small"] = {"dump_bytes": os.path.getsize(pg_dump),
+                             "template_bytes": imported["template"]["size_bytes"],
+                             "import_seconds": imported["template"]["import_seconds"]}
+    for label in ("small", "large", "pg-small"):
+        figures["ready_" + label], figures["ready_breakdown_" + label] = ready_times(rig, label, args.runs, label)
+    figures["ready_ratio_large_small"] = figures["ready_large"]["median"] / figures["ready_small"]["median"]
+    figures["new_db_playbook"] = new_db_walltime(rig, max(3, args.runs // 2))
+    exclusive, size = space(rig, "large")
+    figures["space"] = {"exclusive_bytes": exclusive, "template_bytes": size, "ratio": exclusive / size}
+    seconds, ok = concurrent(rig, 10)
+    figures["concurrency_10"] = {"seconds": seconds, "all_ready_distinct_ports": ok}
+    figures["reset"] = resets(rig, args.runs)
+    figures["bookmarks"] = bookmarks_and_branch(rig, "large", args.runs)
+    figures["masking"] = masking_cost(rig, args.masked)
+    figures["rehearsal"] = {
+        "large": rehearsal(rig, "large", "myaas/mariadb:11.8", templates["large"]["import_seconds"]),
+        "pg-small": rehearsal(rig, "pg-small", "myaas/postgresql:17", templates["pg-small"]["import_seconds"])}
+
+
 def goals(figures):
+    """(figure, measured, goal, met) rows of the figures this run measured."""
+    return (_serving_goals(figures) if "ready_small" in figures else []) + _import_goals(figures)
+
+
+def _serving_goals(figures):
     return [
         ("instance ready, small (median)", "%.2f s" % figures["ready_small"]["median"], "<= 1.5 s",
          figures["ready_small"]["median"] <= 1.5),
@@ -291,6 +303,14 @@ def goals(figures):
             figures["bookmarks"]["origin_bytes"] / MB, figures["bookmarks"]["branch_seconds"]),
          "<= 1 %", figures["bookmarks"]["branch_ratio"] <= 0.01),
     ] + [
+        ("upgrade rehearsal, %s (%s): rehearsal / import of the same database" % (label, rehearsed["versions"]),
+         "%.2f (%.1f s vs %.1f s)" % (rehearsed["ratio"], rehearsed["rehearsal_seconds"], rehearsed["import_seconds"]),
+         "-", rehearsed["ok"]) for label, rehearsed in sorted(figures["rehearsal"].items())
+    ]
+
+
+def _import_goals(figures):
+    return [
         ("physical import (mariadb-backup) vs logical, same database", "%.1fx (%.1f s vs %.1f s)" % (
             figures["physical"]["speedup"], figures["physical"]["physical_seconds"],
             figures["physical"]["logical_seconds"]), ">= 10x", figures["physical"]["speedup"] >= 10),
@@ -305,10 +325,10 @@ def goals(figures):
              100 * figures["logical_phases"]["shares_of_load"]["client_and_sql_layer_seconds"],
              100 * figures["logical_phases"]["shares_of_load"]["insert_and_index_build_seconds"],
              figures["logical_phases"]["load_seconds"], figures["logical_phases"]["flush_seconds"]), "-", True),
-    ] + [
-        ("upgrade rehearsal, %s (%s): rehearsal / import of the same database" % (label, rehearsed["versions"]),
-         "%.2f (%.1f s vs %.1f s)" % (rehearsed["ratio"], rehearsed["rehearsal_seconds"], rehearsed["import_seconds"]),
-         "-", rehearsed["ok"]) for label, rehearsed in sorted(figures["rehearsal"].items())
+        ("the large dump's rows on 1 / 2 / 4 connections at once (%d CPUs)" % figures["parallel_load"]["cpus"],
+         "%s s; speedup %s" % (" / ".join("%.1f" % figures["parallel_load"]["seconds"][n] for n in ("1", "2", "4")),
+                               " / ".join("%.2fx" % figures["parallel_load"]["speedup"][n] for n in ("1", "2", "4"))),
+         "-", True),
     ]
 
 
@@ -322,8 +342,13 @@ def write(results, outdir):
     lines += ["| %s | %s | %s | %s |" % (name, value, goal, "yes" if met else "NO")
               for name, value, goal, met in goals(figures)]
     lines += ["", "Templates: " + ", ".join("%s %.1f MB dump, %.1f MB on the pool" % (
-        label, t["dump_bytes"] / MB, t["template_bytes"] / MB) for label, t in results["templates"].items()), "",
-        "Ready-time breakdown (median seconds): " + "; ".join(
+        label, t["dump_bytes"] / MB, t["template_bytes"] / MB) for label, t in results["templates"].items())]
+    if "ready_small" not in figures:
+        with open(os.path.join(outdir, "results.md"), "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
+    lines += ["", "Ready-time breakdown (median seconds): " + "; ".join(
             "%s: %s" % (label, ", ".join("%s %.3f" % (step, f["median"])
                                          for step, f in sorted(figures["ready_breakdown_" + label].items())))
             for label in ("small", "large", "pg-small"))]
@@ -366,6 +391,8 @@ def main():
     parser.add_argument("--large", type=int, help="customers in the large dump (default 4600000: > 2 GB of SQL)")
     parser.add_argument("--masked", type=int, help="customers in the masking dump (default 100000; quick 5000)")
     parser.add_argument("--pool-size", help="sparse size of the bench pool (default 40G, quick 8G)")
+    parser.add_argument("--only", choices=["import"],
+                        help="import: only the large template's logical and physical import figures")
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "results"))
     args = parser.parse_args()
     args.runs = args.runs or (3 if args.quick else 10)

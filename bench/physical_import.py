@@ -7,9 +7,11 @@ floor is a plain copy of the template's datadir on the same disk (cp
 --reflink=never, synced): no import can write the same bytes faster.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.mariadb import MariaDB
@@ -46,14 +48,15 @@ def logical_phases(rig, dump, image, database, timings):
     return phases
 
 
-def _blackhole_load(rig, dump, image, database):
+@contextlib.contextmanager
+def _bench_server(rig, image, extra_args=()):
+    """A MariaDB server of ``image`` with the import's bulk-load settings, on no network: yields its client argv."""
     engine = MariaDB()
-    entrypoint, args = engine.command(engine.bulk_load_args({}, 4 * 2 ** 30) + ["--plugin-load-add=ha_blackhole"])
+    entrypoint, args = engine.command(engine.bulk_load_args({}, 4 * 2 ** 30) + list(extra_args))
     uid = sh("docker", "run", "--rm", "--entrypoint", "id", image, "-u", engine.account).stdout.strip()
-    datadir = os.path.join(rig.base, "blackhole")
-    os.makedirs(datadir)
+    datadir = tempfile.mkdtemp(prefix="bench-server-", dir=rig.base)
     os.chown(datadir, int(uid), int(uid))
-    name = "myaas-bench-blackhole-%d" % os.getpid()
+    name = "myaas-bench-server-%d-%s" % (os.getpid(), os.path.basename(datadir))
     sh("docker", "run", "--detach", "--name", name, "--network", "none", "--user", "%s:%s" % (uid, uid),
        "--label", "org.myaas.pool=" + rig.pool, "--volume", "%s:%s" % (datadir, engine.datadir),
        "--entrypoint", entrypoint, image, *args)
@@ -62,8 +65,16 @@ def _blackhole_load(rig, dump, image, database):
         deadline = time.monotonic() + 120
         while subprocess.run(client + ["--execute", "SELECT 1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              check=False).returncode != 0:
-            assert time.monotonic() < deadline, "the blackhole server did not start"
+            assert time.monotonic() < deadline, "the bench server did not start"
             time.sleep(0.2)
+        yield client
+    finally:
+        subprocess.run(["docker", "rm", "--force", name], stdout=subprocess.DEVNULL, check=False)
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+def _blackhole_load(rig, dump, image, database):
+    with _bench_server(rig, image, ["--plugin-load-add=ha_blackhole"]) as client:
         sh(*(client + ["--execute", "CREATE DATABASE `%s`" % database]))
         started = time.monotonic()
         with open(dump, "rb") as source:
@@ -72,9 +83,52 @@ def _blackhole_load(rig, dump, image, database):
             subprocess.run(client + [database], stdin=rewrite.stdout, stdout=subprocess.DEVNULL, check=True)
             rewrite.wait()
         return time.monotonic() - started
-    finally:
-        subprocess.run(["docker", "rm", "--force", name], stdout=subprocess.DEVNULL, check=False)
-        shutil.rmtree(datadir, ignore_errors=True)
+
+
+def parallel_load(rig, dump, image, database, connections=(1, 2, 4)):
+    """Seconds to load the dump's rows on 1, 2, ... connections at once, and the speedup over one.
+
+    The best case for loading a dump on several connections: the schema is
+    made first, then the dump's INSERT statements are dealt round-robin to the
+    connections (rows of one table on several connections too), then what
+    follows the rows (views, triggers). Only the rows are timed.
+    """
+    head, rows, tail = [], [], []
+    with open(dump, "rb") as source:
+        for line in source:
+            if line.startswith(b"INSERT INTO "):
+                rows.append(line)
+            elif not rows:
+                head.append(line)
+            elif not line.startswith(b"SET "):      # not the dump's session restore: ours is a new session
+                tail.append(line)
+    session = b"SET NAMES utf8mb4; SET FOREIGN_KEY_CHECKS=0; SET UNIQUE_CHECKS=0;\n"
+    seconds = {}
+    for count in connections:
+        with _bench_server(rig, image) as client:
+            sh(*(client + ["--execute", "CREATE DATABASE `%s`" % database]))
+            subprocess.run(client + [database], input=b"".join(head), stdout=subprocess.DEVNULL, check=True)
+            parts = []
+            for index in range(count):
+                path = os.path.join(rig.base, "rows-%d.sql" % index)
+                with open(path, "wb") as out:
+                    out.write(session)
+                    out.writelines(rows[index::count])
+                parts.append(path)
+            started = time.monotonic()
+            loaders = []
+            for path in parts:
+                with open(path, "rb") as part:
+                    loaders.append(subprocess.Popen(client + [database], stdin=part, stdout=subprocess.DEVNULL))
+            assert all(loader.wait() == 0 for loader in loaders), "a connection failed to load its rows"
+            seconds[count] = time.monotonic() - started
+            subprocess.run(client + [database], input=session + b"".join(tail), stdout=subprocess.DEVNULL,
+                           check=True)
+            for path in parts:
+                os.unlink(path)
+    return {"seconds": dict((str(count), value) for count, value in seconds.items()),
+            "speedup": dict((str(count), seconds[connections[0]] / value) for count, value in seconds.items()),
+            "cpus": os.cpu_count()}
 
 
 def physical_vs_logical(rig, template, logical_seconds, timings):
