@@ -343,18 +343,14 @@ def write(results, outdir):
               for name, value, goal, met in goals(figures)]
     lines += ["", "Templates: " + ", ".join("%s %.1f MB dump, %.1f MB on the pool" % (
         label, t["dump_bytes"] / MB, t["template_bytes"] / MB) for label, t in results["templates"].items())]
-    if "ready_small" not in figures:
-        with open(os.path.join(outdir, "results.md"), "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
-        print("\n".join(lines))
-        return
-    lines += ["", "Ready-time breakdown (median seconds): " + "; ".join(
+    if "ready_small" in figures:
+        lines += ["", "Ready-time breakdown (median seconds): " + "; ".join(
             "%s: %s" % (label, ", ".join("%s %.3f" % (step, f["median"])
                                          for step, f in sorted(figures["ready_breakdown_" + label].items())))
             for label in ("small", "large", "pg-small"))]
+        chart(results, os.path.join(outdir, "ready_time.png"))
     with open(os.path.join(outdir, "results.md"), "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
-    chart(results, os.path.join(outdir, "ready_time.png"))
     print("\n".join(lines))
 
 
