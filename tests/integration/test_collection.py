@@ -91,3 +91,19 @@ def test_awx_setup_playbook_and_surveys_fit_the_playbooks(tmp_path):
             text += handle.read()
         for variable in names:
             assert variable in text, (name, variable)
+
+
+def test_an_inventory_without_myaas_hosts_fails_and_says_which_group_to_fill():
+    playbooks = sorted(name for name in os.listdir(os.path.join(ROOT, "playbooks"))
+                       if name.endswith(".yml") and name not in ("check_hosts.yml", "demo.yml"))
+    for name in playbooks:
+        with open(os.path.join(ROOT, "playbooks", name), encoding="utf-8") as handle:
+            first = yaml.safe_load(handle)[0]
+        assert first.get("ansible.builtin.import_playbook") == "check_hosts.yml", name
+    # `-i db1,`: a host list on the command line, as the user typed it.
+    for extra, says in (([], "is in group myaas"), (["-e", "myaas_hosts=db9"], "-e myaas_hosts=db9 matches no host")):
+        done = run(["ansible-playbook", "-i", "db1,", os.path.join(ROOT, "playbooks", "new_db.yml"),
+                    "-e", "template=shop"] + extra, ENV)
+        assert done.returncode != 0, done.stdout
+        assert says in done.stdout, done.stdout
+        assert "Create a MyAAS database instance" not in done.stdout
