@@ -85,6 +85,30 @@ def _blackhole_load(rig, dump, image, database):
         return time.monotonic() - started
 
 
+def _deal_rows(dump, count, prefix, session):
+    """(what precedes the rows, what follows them, ``count`` files of the INSERT lines dealt round-robin)."""
+    head, tail = [], []
+    parts = ["%s%d.sql" % (prefix, index) for index in range(count)]
+    outs = [open(path, "wb") for path in parts]  # pylint: disable=consider-using-with
+    try:
+        for out in outs:
+            out.write(session)
+        dealt = 0
+        with open(dump, "rb") as source:
+            for line in source:
+                if line.startswith(b"INSERT INTO "):
+                    outs[dealt % count].write(line)
+                    dealt += 1
+                elif not dealt:
+                    head.append(line)
+                elif not line.startswith(b"SET "):      # not the dump's session restore: ours is a new session
+                    tail.append(line)
+    finally:
+        for out in outs:
+            out.close()
+    return b"".join(head), b"".join(tail), parts
+
+
 def parallel_load(rig, dump, image, database, connections=(1, 2, 4)):
     """Seconds to load the dump's rows on 1, 2, ... connections at once, and the speedup over one.
 
@@ -93,37 +117,24 @@ def parallel_load(rig, dump, image, database, connections=(1, 2, 4)):
     connections (rows of one table on several connections too), then what
     follows the rows (views, triggers). Only the rows are timed.
     """
-    head, rows, tail = [], [], []
-    with open(dump, "rb") as source:
-        for line in source:
-            if line.startswith(b"INSERT INTO "):
-                rows.append(line)
-            elif not rows:
-                head.append(line)
-            elif not line.startswith(b"SET "):      # not the dump's session restore: ours is a new session
-                tail.append(line)
     session = b"SET NAMES utf8mb4; SET FOREIGN_KEY_CHECKS=0; SET UNIQUE_CHECKS=0;\n"
     seconds = {}
     for count in connections:
-        with _bench_server(rig, image) as client:
-            sh(*(client + ["--execute", "CREATE DATABASE `%s`" % database]))
-            subprocess.run(client + [database], input=b"".join(head), stdout=subprocess.DEVNULL, check=True)
-            parts = []
-            for index in range(count):
-                path = os.path.join(rig.base, "rows-%d.sql" % index)
-                with open(path, "wb") as out:
-                    out.write(session)
-                    out.writelines(rows[index::count])
-                parts.append(path)
-            started = time.monotonic()
-            loaders = []
-            for path in parts:
-                with open(path, "rb") as part:
-                    loaders.append(subprocess.Popen(client + [database], stdin=part, stdout=subprocess.DEVNULL))
-            assert all(loader.wait() == 0 for loader in loaders), "a connection failed to load its rows"
-            seconds[count] = time.monotonic() - started
-            subprocess.run(client + [database], input=session + b"".join(tail), stdout=subprocess.DEVNULL,
-                           check=True)
+        head, tail, parts = _deal_rows(dump, count, os.path.join(rig.base, "rows-%d-" % count), session)
+        try:
+            with _bench_server(rig, image) as client:
+                sh(*(client + ["--execute", "CREATE DATABASE `%s`" % database]))
+                subprocess.run(client + [database], input=head, stdout=subprocess.DEVNULL, check=True)
+                started = time.monotonic()
+                loaders = []
+                for path in parts:
+                    with open(path, "rb") as part:
+                        loaders.append(subprocess.Popen(client + [database], stdin=part, stdout=subprocess.DEVNULL))
+                failed = [loader.args for loader in loaders if loader.wait() != 0]
+                assert not failed, "a connection failed to load its rows"
+                seconds[count] = time.monotonic() - started
+                subprocess.run(client + [database], input=session + tail, stdout=subprocess.DEVNULL, check=True)
+        finally:
             for path in parts:
                 os.unlink(path)
     return {"seconds": dict((str(count), value) for count, value in seconds.items()),

@@ -126,7 +126,10 @@ options:
       - The port of an existing instance cannot change; asking for another one is an error.
     type: int
   port_range:
-    description: Range of host ports for instances, as C(LOW-HIGH).
+    description:
+      - Range of host ports for instances, as C(LOW-HIGH).
+      - If not set, the environment variable E(MYAAS_PORT_RANGE) of the module's process, then the default. Two
+        pools on one host (each team its own) keep apart by ranges that do not overlap.
     type: str
     default: 13306-13999
   user:
@@ -309,7 +312,7 @@ operation:
 import ipaddress
 import socket
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
@@ -342,7 +345,7 @@ def main():
             bind_address=dict(type="str", default="127.0.0.1"),
             public_host=dict(type="str"),
             port=dict(type="int"),
-            port_range=dict(type="str", default="13306-13999"),
+            port_range=dict(type="str", default="13306-13999", fallback=(env_fallback, ["MYAAS_PORT_RANGE"])),
             user=dict(type="str", default="dev"),
             password=dict(type="str", no_log=True),
             database=dict(type="str"),

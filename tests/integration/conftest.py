@@ -19,7 +19,7 @@ import pytest
 
 import host_turns
 from mysql_source import FEATURES_SQL, SOURCE_IMAGE, SourceServer
-from rig import PG_CUSTOMERS, ROOT, docker_is_up, ensure_official_images, provision, sh, teardown
+from rig import ENV, PG_CUSTOMERS, ROOT, docker_is_up, ensure_official_images, provision, sh, teardown
 
 
 def _is_worker(config):
@@ -68,13 +68,44 @@ def pytest_collection_modifyitems(items):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item):
     # Around setup, call and teardown: module fixtures are made and removed
-    # within a test's turn too.
-    with host_turns.turn(whole_host=item.get_closest_marker("dockerd_restart") is not None):
+    # within a test's turn too. (xdist calls this hook for unit tests as well.)
+    if "tests/integration" not in str(item.path):
+        yield
+        return
+    with host_turns.turn(whole_host=item.get_closest_marker("dockerd_restart") is not None) as before:
+        item.myaas_running_before = before
         yield
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item):
+    # After the test's own fixtures: a failure here is the test's teardown error.
+    before = getattr(item, "myaas_running_before", None)
+    if before is not None:
+        host_turns.bring_back(before)
+
+
+def _port_range(worker_id):
+    """This worker's slice of the default port range, so that workers never pick the same port.
+
+    Ports are also kept apart across pools by MyAAS itself, but an instance
+    being reset holds its port only in its own pool's metadata while its
+    container is gone.
+    """
+    if not worker_id.startswith("gw"):
+        return None
+    count, index = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), int(worker_id[2:])
+    low, high = 13306, 13999
+    width = (high - low + 1) // count
+    return "%d-%d" % (low + index * width, low + (index + 1) * width - 1)
+
+
 @pytest.fixture(scope="session")
-def rig():
+def rig(worker_id):
+    ports = _port_range(worker_id)
+    if ports:
+        # Every module run of this worker (through `ansible`, on this host) takes it.
+        ENV["MYAAS_PORT_RANGE"] = ports
     with host_turns.provisioning():
         the_rig, _dockerd_was_up = provision()
         try:

@@ -30,7 +30,11 @@ ENGINE_LABEL = "org.myaas.engine"
 
 @contextlib.contextmanager
 def turn(whole_host):
-    """Hold the host shared (any test) or whole (a test that restarts dockerd) for the block."""
+    """Hold the host shared (any test) or whole (a test that restarts dockerd) for the block.
+
+    The whole host's turn yields what ran before it ({container: engine}),
+    for ``bring_back`` at the test's teardown; a shared turn yields None.
+    """
     os.makedirs(LOCKS, exist_ok=True)
     with open(os.path.join(LOCKS, "gate"), "a", encoding="utf-8") as gate, \
             open(os.path.join(LOCKS, "host"), "a", encoding="utf-8") as host:
@@ -38,13 +42,9 @@ def turn(whole_host):
         fcntl.flock(host, fcntl.LOCK_EX if whole_host else fcntl.LOCK_SH)
         if not whole_host:
             fcntl.flock(gate, fcntl.LOCK_UN)
-            yield
+            yield None
             return
-        before = _running()
-        try:
-            yield
-        finally:
-            _bring_back(before)
+        yield _running()
 
 
 @contextlib.contextmanager
@@ -77,15 +77,21 @@ def _running():
     return found
 
 
-def _bring_back(before, timeout=180):
-    """Start what ran before and wait until each server answers its engine's own probe."""
+def bring_back(before, timeout=180):
+    """Start what ran before and wait until each server answers its engine's own probe.
+
+    AssertionError if dockerd is not up again, or a container does not start or answer, within ``timeout`` s.
+    """
     deadline = time.monotonic() + timeout
-    while _docker("info").returncode != 0 and time.monotonic() < deadline:
+    while _docker("info").returncode != 0:
+        if time.monotonic() > deadline:
+            raise AssertionError("dockerd did not come back after a test that stopped it")
         time.sleep(0.5)
     for container, engine_name in before.items():
         if _docker("inspect", container).returncode != 0:
             continue                  # removed by its test: nothing to bring back
-        _docker("start", container)
+        started = _docker("start", container)
+        assert started.returncode == 0, "container %s did not start again: %s" % (container, started.stdout)
         if not engine_name:
             continue
         engine = get_engine(engine_name)

@@ -173,6 +173,14 @@ class Rig:
             argv += ["--filter", "label=org.myaas.%s=%s" % (key, value)]
         return sh(*argv).stdout.split()
 
+    def import_events_since(self, since):
+        """This pool's import containers created since ``since`` (unix seconds; docker's own event log)."""
+        out = sh("docker", "events", "--since", str(since), "--until", str(int(time.time()) + 1),
+                 "--filter", "type=container", "--filter", "event=create",
+                 "--filter", "label=org.myaas.role=import", "--filter", "label=org.myaas.pool=" + self.pool,
+                 "--format", "{{.Actor.Attributes.name}}").stdout
+        return out.split()
+
     def subvolumes(self):
         out = sh("btrfs", "subvolume", "list", "-o", self.pool).stdout
         return sorted(line.split(" path ", 1)[1] for line in out.splitlines() if " path " in line)

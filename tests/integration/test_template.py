@@ -29,15 +29,6 @@ def compressed(src, dest, fmt):
     return dest
 
 
-def import_events_since(rig, since):
-    """Import containers created since ``since`` (docker's own event log)."""
-    out = sh("docker", "events", "--since", str(since), "--until", str(int(time.time()) + 1),
-             "--filter", "type=container", "--filter", "event=create",
-             "--filter", "label=org.myaas.role=import", "--filter", "label=org.myaas.pool=" + rig.pool,
-             "--format", "{{.Actor.Attributes.name}}").stdout
-    return out.split()
-
-
 def check_shop_works(rig, template, name):
     db = rig.instance(name, template=template)
     assert db["changed"], db
@@ -83,17 +74,17 @@ def test_second_run_is_unchanged_and_starts_nothing(rig, workdir):
     second = rig.template("again", src)
     assert second["changed"] is False
     assert second["template"]["generation"] == 1
-    assert import_events_since(rig, since) == []
+    assert rig.import_events_since(since) == []
     assert rig.template_json("again") == before
     # Touching the dump without changing it costs a hash, not an import.
     os.utime(src)
     third = rig.template("again", src)
     assert third["changed"] is False
-    assert import_events_since(rig, since) == []
+    assert rig.import_events_since(since) == []
     # Check mode with force reports an import and does none.
     check = rig.template("again", src, force=True, check_mode=True)
     assert check["changed"] and check["template"]["generation"] == 2
-    assert import_events_since(rig, since) == []
+    assert rig.import_events_since(since) == []
     assert sorted(os.listdir(os.path.join(rig.pool, "templates", "again"))) == ["gen-1", "template.json"]
 
 
@@ -307,7 +298,7 @@ def test_nightly_playbook_imports_a_folder_and_names_the_broken_dumps(rig, shop_
     since = int(time.time())
     again = rig.playbook("playbooks/import_templates.yml", "-e", "dumps_dir=" + dumps, "-e", "image=" + rig.image)
     assert again.returncode != 0
-    assert import_events_since(rig, since) == [import_container_name(rig.pool, "nightly-broken")]
+    assert rig.import_events_since(since) == [import_container_name(rig.pool, "nightly-broken")]
 
 
 def test_same_template_twice_at_once_imports_once_and_others_run_in_parallel(rig, workdir):

@@ -217,8 +217,18 @@ def running_api(pool_dir, name="a1"):
     return FakeApi(containers={container_name(pool_dir, name): {
         "State": {"Running": True}, "Config": {"Labels": {"org.myaas.pool": pool_dir}}}},
         # Another pool's instance, stopped, holds the range's first port.
-        answers={"create_container": {"Id": "c1"}, "containers": [
-            {"Names": ["/myaas-other-pool-b1"], "Labels": {"org.myaas.port": "23306"}, "State": "exited"}]})
+        answers={"create_container": {"Id": "c1"}, "containers": labelled([
+            {"Names": ["/myaas-other-pool-b1"], "Labels": {"org.myaas.port": "23306"}, "State": "exited"}])})
+
+
+def labelled(containers):
+    """An SDK ``containers()`` answer: those of ``containers`` that carry every label filtered for."""
+    def answer(**query):
+        wanted = [item.split("=", 1) for item in (query.get("filters") or {}).get("label", [])]
+        return [entry for entry in containers
+                if all(key in entry["Labels"] and (len(pair) == 1 or entry["Labels"][key] == pair[1])
+                       for pair in wanted for key in pair[:1])]
+    return answer
 
 
 def test_clone_and_start_writes_the_init_file_reserves_the_port_and_runs_as_the_datas_owner(pool_dir):
@@ -260,7 +270,11 @@ def port_race_api(pool_dir):
         if len(starts) == 1:
             raise APIError("500 Server Error: driver failed programming external connectivity: Bind for "
                            "127.0.0.1:23307 failed: port is already allocated")
+    def create_container(**spec):
+        api.containers_[spec["name"]] = {"State": {"Running": False}, "Config": {"Labels": spec["labels"]}}
+        return {"Id": spec["name"]}
     api.answers["start"] = start
+    api.answers["create_container"] = create_container
     return api
 
 
@@ -272,6 +286,11 @@ def test_a_port_taken_at_start_by_another_pool_is_picked_again(pool_dir):
                  if method == "create_container"]
     assert db["port"] == 23308 and [list(ports.values())[0] for ports in published] == [
         ("127.0.0.1", 23307), ("127.0.0.1", 23308)]
+    creates = [kwargs["labels"]["org.myaas.port"] for method, _args, kwargs in api.calls if method == "create_container"]
+    assert creates == ["23307", "23308"]           # the label names the port each container publishes
+    between = [method for method, _args, _kwargs in api.calls][
+        api.names_called().index("start"):api.names_called().index("create_container", api.names_called().index("start"))]
+    assert "remove_container" in between           # the refused container is gone before the next one
     with open(os.path.join(pool_dir, "instances", "a1", "instance.json"), encoding="utf-8") as handle:
         assert json.load(handle)["port"] == 23308
 

@@ -220,7 +220,8 @@ class Docker:
             raise
 
     def start(self, name):
-        self._call("start", lambda: self.api.start(name))
+        """Start an existing container; PortTaken if its published port is held by something else."""
+        self._call("start", lambda: self._start_publishing(name, "its published port"))
 
     def update(self, name, memory=None, cpus=None):
         self._call("update", lambda: self.api.update_container(name, **limit_args(memory, cpus)))
