@@ -270,6 +270,7 @@ def port_race_api(pool_dir):
         if len(starts) == 1:
             raise APIError("500 Server Error: driver failed programming external connectivity: Bind for "
                            "127.0.0.1:23307 failed: port is already allocated")
+
     def create_container(**spec):
         api.containers_[spec["name"]] = {"State": {"Running": False}, "Config": {"Labels": spec["labels"]}}
         return {"Id": spec["name"]}
