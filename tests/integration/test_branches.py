@@ -217,31 +217,31 @@ def test_three_generations_side_by_side_and_as_of(rig, workdir, engine):
     made = []
     for marker in (1, 2, 3):
         small_dump(dump, marker)
-        result = rig.template("gens", dump, keep_generations=3, engine=engine, image=image)
+        result = rig.template("three-gens", dump, keep_generations=3, engine=engine, image=image)
         assert result["changed"] and result["template"]["generation"] == marker, result
         made.append(result["template"])
         time.sleep(1.1)   # import times are recorded to the second
     assert [record["generation"] for record in made[-1]["generations"]] == [1, 2, 3]
-    listed = [entry for entry in rig.info()["templates"] if entry["name"] == "gens"][0]
+    listed = [entry for entry in rig.info()["templates"] if entry["name"] == "three-gens"][0]
     assert [(record["generation"], record["imported_at"]) for record in listed["generations"]] == \
         [(template["generation"], template["imported_at"]) for template in made]
     assert len(set(record["source"]["sha256"] for record in listed["generations"])) == 3
     names = ["gen-one", "gen-now", "gen-asof", "gen-reset"]
     try:
-        one = rig.instance("gen-one", template="gens", generation=1)["instance"]
-        now = rig.instance("gen-now", template="gens")["instance"]
+        one = rig.instance("gen-one", template="three-gens", generation=1)["instance"]
+        now = rig.instance("gen-now", template="three-gens")["instance"]
         assert (one["generation"], now["generation"]) == (1, 3)
         assert rig.query(one, "SELECT n FROM marker")[0][0] == 1
         assert rig.query(now, "SELECT n FROM marker")[0][0] == 3
 
         between = iso(parse_iso(made[1]["imported_at"]) + 0.5)
-        asof = rig.instance("gen-asof", template="gens", as_of=between)["instance"]
+        asof = rig.instance("gen-asof", template="three-gens", as_of=between)["instance"]
         assert asof["generation"] == 2 and rig.query(asof, "SELECT n FROM marker")[0][0] == 2
-        too_early = rig.instance("gen-never", template="gens", as_of="2001-01-01")
+        too_early = rig.instance("gen-never", template="three-gens", as_of="2001-01-01")
         assert too_early.get("failed") and "no generation imported at or before 2001-01-01" in too_early["msg"]
         assert not os.path.lexists(os.path.join(rig.pool, "instances", "gen-never"))
 
-        clash = rig.instance("gen-one", template="gens", generation=3)
+        clash = rig.instance("gen-one", template="three-gens", generation=3)
         assert clash.get("failed") and "holds generation 1" in clash["msg"], clash
         moved = rig.instance("gen-one", state="reset", as_of=made[1]["imported_at"])
         assert moved["instance"]["generation"] == 2 and rig.query(one, "SELECT n FROM marker")[0][0] == 2
@@ -249,17 +249,17 @@ def test_three_generations_side_by_side_and_as_of(rig, workdir, engine):
         assert latest["instance"]["generation"] == 3
 
         small_dump(dump, 4)
-        fourth = rig.template("gens", dump, keep_generations=3, engine=engine, image=image)
+        fourth = rig.template("three-gens", dump, keep_generations=3, engine=engine, image=image)
         assert [record["generation"] for record in fourth["template"]["generations"]] == [2, 3, 4]
         assert not os.path.lexists(made[0]["path"])
-        pruned = rig.instance("gen-reset", template="gens", generation=1)
+        pruned = rig.instance("gen-reset", template="three-gens", generation=1)
         assert pruned.get("failed") and "it keeps 2 (" in pruned["msg"], pruned
         # An instance of a pruned generation keeps its data.
         assert rig.query(asof, "SELECT n FROM marker")[0][0] == 2
     finally:
         for name in names:
             rig.instance(name, state="absent")
-        rig.template("gens", dump, state="absent")
+        rig.template("three-gens", dump, state="absent")
 
 
 def test_playbooks_save_reset_and_clone_older_data(rig, workdir):
