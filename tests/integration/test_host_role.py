@@ -5,7 +5,7 @@ import json
 import os
 import re
 
-from rig import ansible_playbook, sh
+from rig import ENV, ansible_playbook, sh
 
 
 def recap(output):
@@ -86,11 +86,37 @@ IMAGE_PLAY = """- hosts: localhost
 """
 
 
-def image_play(workdir, images, *args):
+def image_play(workdir, images, *args, env=None):
     playbook = os.path.join(workdir, "images.yml")
     with open(playbook, "w", encoding="utf-8") as handle:
         handle.write(IMAGE_PLAY)
-    return ansible_playbook(playbook, "-e", json.dumps({"host_images": images}), *args)
+    return ansible_playbook(playbook, "-e", json.dumps({"host_images": images}), *args, env=env)
+
+
+# What mmdebstrap does when the tarball cannot be written (docker import gave
+# up): it says so, then sends SIGHUP to its whole process group.
+FAILING_MMDEBSTRAP = """#!/usr/bin/perl
+print STDERR "W: creating tarball failed: E: cannot copy to standard output: Broken pipe\\n";
+$SIG{HUP} = 'IGNORE';
+kill HUP => -getpgrp();
+exit 1;
+"""
+
+
+def test_a_build_whose_import_breaks_fails_with_the_builders_words(rig, workdir):
+    bin_dir = os.path.join(workdir, "bin")
+    os.makedirs(bin_dir)
+    with open(os.path.join(bin_dir, "mmdebstrap"), "w", encoding="utf-8") as handle:
+        handle.write(FAILING_MMDEBSTRAP)
+    os.chmod(os.path.join(bin_dir, "mmdebstrap"), 0o755)
+    image = "myaas-it-broken/mariadb:10.11"
+    run = image_play(workdir, [{"name": image, "engine": "mariadb", "source": "build"}],
+                     env={"PATH": bin_dir + os.pathsep + ENV["PATH"]})
+    assert run.returncode != 0
+    # Not Ansible's worker killed by the builder's SIGHUP, but the task's failure with the builder's log.
+    assert "A worker was found" not in run.stdout, run.stdout[-3000:]
+    assert "cannot copy to standard output" in run.stdout, run.stdout[-3000:]
+    assert sh("docker", "image", "inspect", image, check=False).returncode != 0
 
 
 def test_an_image_whose_suite_lacks_the_tagged_version_is_refused(rig, workdir):
