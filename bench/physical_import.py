@@ -172,3 +172,40 @@ def physical_vs_logical(rig, template, logical_seconds, timings):
     return {"logical_seconds": logical_seconds, "physical_seconds": made["import_seconds"], "copy_floor_seconds": floor,
             "physical_steps": made["timings"], "logical_steps": timings, "bytes": made["size_bytes"],
             "speedup": logical_seconds / made["import_seconds"], "floor_ratio": made["import_seconds"] / floor}
+
+
+def dumped_import(rig, template, connections=(1, 2)):
+    """The template's database dumped by mariadb-dump, then imported by myaas_template on 1, 2, ... connections.
+
+    The sample dumps are not a dump tool's output, so MyAAS loads them on one
+    connection; a real tool's dump of the same database has its rows dealt.
+    Returns seconds of each import and of its load step, and the speedups over the first.
+    """
+    instance = rig.instance("dumped-source", template=template)
+    assert not instance.get("failed"), instance.get("msg")
+    dump = os.path.join(rig.base, "%s-dumped.sql" % template)
+    try:
+        with open(dump, "wb") as out:
+            taken = subprocess.run(["docker", "exec", "--user", "root", instance["instance"]["container"],
+                                    "mariadb-dump", "--user=root", "--socket=/tmp/mysqld.sock", "--single-transaction",
+                                    "--databases", instance["instance"]["database"]],
+                                   stdout=out, stderr=subprocess.PIPE, check=False)
+        assert taken.returncode == 0, taken.stderr.decode("utf-8", "replace")[-2000:]
+    finally:
+        rig.instance("dumped-source", state="absent")
+    figures = {"dump_bytes": os.path.getsize(dump), "import_seconds": {}, "load_seconds": {}, "cpus": os.cpu_count()}
+    try:
+        for count in connections:
+            name = "%s-dumped-%d" % (template, count)
+            made = rig.template(name, dump, restore_jobs=count)
+            assert not made.get("failed"), made.get("msg")
+            assert made["template"]["load_connections"] == count, made["template"]
+            figures["import_seconds"][str(count)] = made["template"]["import_seconds"]
+            figures["load_seconds"][str(count)] = made["template"]["timings"]["load"]
+            rig.template(name, None, state="absent")
+    finally:
+        os.unlink(dump)
+    first = str(connections[0])
+    figures["load_speedup"] = dict((key, figures["load_seconds"][first] / value)
+                                   for key, value in figures["load_seconds"].items())
+    return figures

@@ -59,6 +59,8 @@ class Engine:
     schema_switch_re = re.compile(rb"^\s*USE\s+`?([^`;\s]+)`?\s*;", re.IGNORECASE | re.MULTILINE)
     # Archive formats the engine restores itself: magic bytes -> format name.
     archive_magic = {}
+    # Whether a plain dump's rows may be loaded on several connections at once.
+    deals_rows = False
     # Lines of client output that carry the error (they name the dump's line).
     error_re = re.compile(r"^ERROR")
     # The shell script run as the container's command: "$1" is the datadir,

@@ -22,6 +22,8 @@ class MariaDB(Engine):
     dsn_scheme = "mysql"
     account = "mysql"
     client = "mariadb"
+    # A mysqldump or mariadb-dump loads on several connections (templates/parallel.py).
+    deals_rows = True
     # Local root logs in through the socket (unix_socket authentication), as
     # the OS user root of the container; it has no password and no TCP login.
     exec_user = "root"
@@ -94,8 +96,10 @@ exec "$server" "$@"
                 self.max_packet, "--event-scheduler=OFF", self.clone_redo_log]
 
     def local_client(self, database=None):
+        # --unbuffered: what a statement prints is written when it ends, which
+        # is how a dump loaded on several connections knows where each one is.
         argv = [self.client, "--no-defaults", "--socket=" + SOCKET, "--user=root", "--batch", "--skip-column-names",
-                "--default-character-set=utf8mb4", self.max_packet]
+                "--unbuffered", "--default-character-set=utf8mb4", self.max_packet]
         return argv + ([database] if database else [])
 
     def query_argv(self, sql, database=None):

@@ -17,6 +17,7 @@ import threading
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.templates import parallel
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.statements import statements
 
 MAGIC = (
@@ -164,16 +165,16 @@ class _Pump(threading.Thread):
     reading before the end.
     """
 
-    def __init__(self, source, sink, epilogue):
+    def __init__(self, source, first, sink, epilogue):
         super().__init__(daemon=True)
-        self.source, self.sink, self.epilogue = source, sink, epilogue
+        self.source, self.first, self.sink, self.epilogue = source, first, sink, epilogue
         self.head, self.tail, self.sent = b"", b"", 0
         self.reached_end = False
 
     def run(self):
         try:
+            chunk = self.first
             while True:
-                chunk = self.source.read(CHUNK_BYTES)
                 if not chunk:
                     self.reached_end = True
                     self.sink.write(self.epilogue)
@@ -183,6 +184,7 @@ class _Pump(threading.Thread):
                 self.tail = (self.tail + chunk)[-TAIL_BYTES:]
                 self.sink.write(chunk)
                 self.sent += len(chunk)
+                chunk = self.source.read(CHUNK_BYTES)
         except (BrokenPipeError, ValueError, OSError):
             pass    # the client went away; the caller reads its exit code
         finally:
@@ -193,52 +195,85 @@ class _Pump(threading.Thread):
                     pass
 
 
-def stream_into(path, fmt, client_argv, timeout, error_re=re.compile(r"^ERROR"), label=None, sql_client=True):
+def _load_one(reader, first, client_argv, deadline, epilogue):
+    """The dump into one client: (pump, [(exit code, output file)], [statements: unknown])."""
+    output = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
+    client = subprocess.Popen(client_argv, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
+    pump = _Pump(reader, first, client.stdin, epilogue)
+    pump.start()
+    try:
+        code = client.wait(timeout=max(1, deadline - time.monotonic()))
+        pump.join(timeout=max(1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        client.kill()
+        client.wait()
+        raise
+    return pump, [(code, output)], [None]
+
+
+def stream_into(path, fmt, client_argv, timeout, error_re=re.compile(r"^ERROR"), label=None, sql_client=True,
+                connections=1):
     """Pipe the dump, decompressed, into ``client_argv``; raise on any failure.
 
     Both ends are checked: a truncated archive fails here even when the
     client happily ran every statement it was given, and so does a dump whose
     tool's closing line is missing, or one the client stopped reading early
     (``sql_client``: the client runs SQL and prints what a SELECT returns).
+    With ``connections`` above 1, a dump written by mysqldump or mariadb-dump
+    has its rows loaded on that many clients at once (templates/parallel.py).
+    Returns how many connections loaded rows.
     """
     label = label or path
     deadline = time.monotonic() + timeout
-    with tempfile.TemporaryFile() as dec_err, tempfile.TemporaryFile() as cli_out, \
-            open(path, "rb") as source:
+    epilogue = END_SQL if sql_client else b""
+    outputs = []
+    with tempfile.TemporaryFile() as dec_err, open(path, "rb") as source:
         decompressor = None
         if fmt != "plain":
             decompressor = subprocess.Popen(DECOMPRESSORS[fmt], stdin=source, stdout=subprocess.PIPE,
                                             stderr=dec_err)
-        client = subprocess.Popen(client_argv, stdin=subprocess.PIPE, stdout=cli_out, stderr=subprocess.STDOUT)
-        pump = _Pump(decompressor.stdout if decompressor else source, client.stdin,
-                     END_SQL if sql_client else b"")
-        pump.start()
+        reader = decompressor.stdout if decompressor else source
         try:
-            client_rc = client.wait(timeout=max(1, deadline - time.monotonic()))
-            pump.join(timeout=max(1, deadline - time.monotonic()))
+            first = reader.read(CHUNK_BYTES)
+            if connections > 1 and sql_client and parallel.dealable(first[:PEEK_BYTES]):
+                # Whole lines: the dealer splits the dump at line ends.
+                first += reader.readline() if first and not first.endswith(b"\n") else b""
+                pump, clients, dealt = parallel.load(reader, first, client_argv, connections, deadline, epilogue,
+                                                     PEEK_BYTES, TAIL_BYTES)
+            else:
+                pump, clients, dealt = _load_one(reader, first, client_argv, deadline, epilogue)
+            outputs = [output for _code, output in clients]
             dec_rc = decompressor.wait(timeout=max(1, deadline - time.monotonic())) if decompressor else 0
         except subprocess.TimeoutExpired:
-            for proc in (client, decompressor):
-                if proc:
-                    proc.kill()
-                    proc.wait()
+            if decompressor:
+                decompressor.kill()
+                decompressor.wait()
             raise MyaasError("Import of %s did not finish within import_timeout (%d s)." % (label, timeout))
-        # A client that stopped early breaks the decompressor's pipe; only a
-        # decompressor that failed on its own means the archive is damaged.
-        dec_message = _tail(dec_err).strip()
-        if dec_rc != 0 and dec_rc != -13 and "broken pipe" not in dec_message.lower():
-            raise MyaasError("Dump %s is damaged: %s could not decompress it to the end (%s)."
-                             % (label, fmt, dec_message))
-        if client_rc != 0:
-            output = _tail(cli_out, 2000)
-            raise MyaasError("Import of %s failed: %s" % (label, client_error(cli_out, error_re)),
-                             client_output=output.splitlines())
-        if not pump.reached_end or (sql_client and END_MARKER not in _tail(cli_out, 4096)):
-            raise MyaasError("Import of %s failed: the client stopped reading after %d bytes of SQL, before the "
-                             "end of the dump. The dump ends the session early (\\q, quit or exit): remove that "
-                             "line." % (label, pump.sent))
-        short = cut_short(pump.head, pump.tail)
-        if short:
-            raise MyaasError("Dump %s was cut short: it was written by %s, but its closing line (%r) is missing. "
-                             "The backup job probably stopped early; the template was left as it was. Give a "
-                             "complete dump." % ((label,) + short))
+        try:
+            _check(label, fmt, dec_rc, dec_err, pump, clients, error_re, sql_client)
+        finally:
+            for output in outputs:
+                output.close()
+    return sum(1 for count in dealt if count is None or count > 0) or 1
+
+
+def _check(label, fmt, dec_rc, dec_err, pump, clients, error_re, sql_client):
+    # A client that stopped early breaks the decompressor's pipe; only a
+    # decompressor that failed on its own means the archive is damaged.
+    dec_message = _tail(dec_err).strip()
+    if dec_rc != 0 and dec_rc != -13 and "broken pipe" not in dec_message.lower():
+        raise MyaasError("Dump %s is damaged: %s could not decompress it to the end (%s)."
+                         % (label, fmt, dec_message))
+    for code, output in clients:
+        if code != 0:
+            raise MyaasError("Import of %s failed: %s" % (label, client_error(output, error_re)),
+                             client_output=_tail(output, 2000).splitlines())
+    if not pump.reached_end or (sql_client and any(END_MARKER not in _tail(output, 4096) for _code, output in clients)):
+        raise MyaasError("Import of %s failed: the client stopped reading after %d bytes of SQL, before the "
+                         "end of the dump. The dump ends the session early (\\q, quit or exit): remove that "
+                         "line." % (label, pump.sent))
+    short = cut_short(pump.head, pump.tail)
+    if short:
+        raise MyaasError("Dump %s was cut short: it was written by %s, but its closing line (%r) is missing. "
+                         "The backup job probably stopped early; the template was left as it was. Give a "
+                         "complete dump." % ((label,) + short))

@@ -196,8 +196,7 @@ class TemplateManager:
             client = exec_argv(container, engine.local_client(database), interactive=True, user=engine.exec_user)
             loader = exec_argv(container, engine.skip_create_role_argv(skip, engine.local_client(database)),
                                interactive=True, user=engine.exec_user) if skip else client
-            if not backup:
-                self._load(container, fmt, database, loader, deadline)
+            load_connections = 0 if backup else self._load(container, fmt, database, loader, deadline)
             for script in planned["options"]["post_import_sql"]:
                 dumps.stream_into(script["path"], dumps.detect_format(script["path"]), client,
                                   max(1, deadline - time.monotonic()), engine.error_re)
@@ -255,6 +254,7 @@ class TemplateManager:
             "row_counts": report["row_counts"],
             "checks": report["checks"],
             "import_seconds": round(seconds, 3),
+            "load_connections": load_connections,
             # Seconds per step, so that the slow one is visible: server start, load, checks and masking, shutdown.
             "timings": dict([(laps[0][0], round(laps[0][1] - started, 3))] + [
                 (step, round(mark - laps[index][1], 3)) for index, (step, mark) in enumerate(laps[1:])]),
@@ -277,7 +277,10 @@ class TemplateManager:
         return template
 
     def _load(self, container, fmt, database, loader, deadline):
-        """Stream the dump into the import server (an archive: restored by the engine's tool from its mount)."""
+        """Stream the dump into the import server (an archive: restored by the engine's tool from its mount).
+
+        Returns how many connections loaded it (an archive: the jobs its restore tool was given).
+        """
         engine, params = self.engine, self.params
         if fmt in engine.archive_magic.values():
             # Archives are read by the engine's restore tool from a read-only
@@ -286,8 +289,9 @@ class TemplateManager:
             dumps.stream_into(os.devnull, "plain", exec_argv(container, restore, user=engine.exec_user),
                               max(1, deadline - time.monotonic()), engine.error_re, label=params["src"],
                               sql_client=False)
-        else:
-            dumps.stream_into(params["src"], fmt, loader, max(1, deadline - time.monotonic()), engine.error_re)
+            return params["restore_jobs"]
+        return dumps.stream_into(params["src"], fmt, loader, max(1, deadline - time.monotonic()), engine.error_re,
+                                 connections=params["restore_jobs"] if engine.deals_rows else 1)
 
     def _restore(self, backup, staging, planned, owner, current):
         """Fill the staging datadir from a physical backup (an incremental one: on the current generation's
