@@ -13,14 +13,14 @@ import os
 import pytest
 
 import backup_sources
-from rig import sh
+from rig import run_module, sh
 
 ENGINES = {"mariadb": ("mariadb:10.11", backup_sources.mariadb_incremental),
            "postgresql": ("postgres:17", backup_sources.postgresql_incremental)}
 
 
 def ok(result):
-    assert not result.get("failed"), result.get("msg", result)
+    assert not result.get("failed"), (result.get("msg"), result.get("module_stderr"), result.get("module_stdout"))
     return result
 
 
@@ -30,11 +30,18 @@ def exclusive_bytes(path):
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_an_incremental_backup_makes_a_generation_that_costs_what_changed(rig, engine):
+def test_an_incremental_backup_makes_a_generation_that_costs_what_changed(rig, workdir, engine):
     image, take = ENGINES[engine]
     full, (incremental, second_night), (counts, second_counts) = take(rig.base)
     name = "incr-" + engine
     table = "shop.big" if engine == "mariadb" else "public.big"
+    # A server's pool, which receives each generation with myaas_ship (btrfs send / receive).
+    server_pool = rig.small_pool(workdir, "4G")
+    server = server_pool.__enter__()  # pylint: disable=unnecessary-dunder-call
+
+    def ship():
+        return ok(run_module("myaas_ship", {"name": name, "source_pool": rig.pool, "target_pool": server}))
+
     try:
         # Without the full backup first, there is nothing to apply it to.
         refused = rig.template(name, incremental, engine=engine, image=image)
@@ -43,6 +50,8 @@ def test_an_incremental_backup_makes_a_generation_that_costs_what_changed(rig, e
         first = ok(rig.template(name, full, engine=engine, image=image, keep_generations=2))["template"]
         assert first["row_counts"][table] == backup_sources.BIG_ROWS
         assert os.path.basename(first["base"]) == "base-1"
+        shipped = ship()
+        assert shipped["mode"] == "full", shipped
         second = ok(rig.template(name, incremental, engine=engine, image=image, keep_generations=2))["template"]
         assert second["generation"] == 2 and second["row_counts"] == counts
         assert counts[table] == backup_sources.BIG_ROWS + 1
@@ -53,6 +62,19 @@ def test_an_incremental_backup_makes_a_generation_that_costs_what_changed(rig, e
         assert rig.query(instance, "SELECT pad FROM big WHERE id = %d" % (backup_sources.BIG_ROWS + 1))[0][0] \
             == "new row"
         assert rig.query(instance, "SELECT COUNT(*) FROM big WHERE pad = 'changed'")[0][0] == 20
+
+        # Shipped against generation 1, which the server holds: a small fraction of the database crosses,
+        # less than the first (zstd-compressed) stream.
+        again = ship()
+        assert again["mode"] == "incremental" and again["parent"] == 1, again
+        assert again["bytes_sent"] < 0.2 * first["size_bytes"], (again["bytes_sent"], first["size_bytes"])
+        assert again["bytes_sent"] < shipped["bytes_sent"], (again["bytes_sent"], shipped["bytes_sent"])
+        remote = ok(run_module("myaas_instance", {"name": name + "-s", "template": name, "pool": server}))["instance"]
+        try:
+            assert rig.query(remote, "SELECT pad FROM big WHERE id = %d" % (backup_sources.BIG_ROWS + 1))[0][0] \
+                == "new row"
+        finally:
+            run_module("myaas_instance", {"name": name + "-s", "pool": server, "state": "absent"})
 
         # What it cost the pool: a small fraction of the database, the first generation's full price.
         sh("btrfs", "filesystem", "sync", rig.pool)
@@ -85,4 +107,5 @@ def test_an_incremental_backup_makes_a_generation_that_costs_what_changed(rig, e
     finally:
         rig.instance(name + "-1", state="absent")
         rig.template(name, None, state="absent")
+        server_pool.__exit__(None, None, None)
     assert not [path for path in rig.subvolumes() if path.startswith("templates/%s/" % name)]

@@ -128,7 +128,7 @@ def test_delete_of_a_frozen_subvolume_unfreezes_it_first(tmp_path, make_runner):
     runner = make_runner([(["btrfs", "property", "get"], (0, "ro=true\n", ""))])
     Pool(str(tmp_path), runner).delete_subvolume(str(frozen))
     assert [call[:4] for call in runner.calls] == [
-        ["btrfs", "property", "get", "-ts"], ["btrfs", "property", "set", "-ts"], ["btrfs", "subvolume", "delete", str(frozen)]]
+        ["btrfs", "property", "get", "-ts"], ["btrfs", "property", "set", "-f"], ["btrfs", "subvolume", "delete", str(frozen)]]
 
 
 def test_parse_du():

@@ -117,7 +117,8 @@ class Pool:
         if not os.path.lexists(path):
             return False
         if self.is_readonly(path):
-            self.set_readonly(path, False)
+            # Forced: a received generation (myaas_ship) refuses the flip otherwise, for its Received UUID.
+            self._run(["btrfs", "property", "set", "-f", "-ts", path, "ro", "false"])
         rc, _out, _err = self._run(["btrfs", "subvolume", "delete", path], check=False)
         if rc != 0:
             # A subvolume inside this one (a snapshot taken into a leftover

@@ -1,0 +1,295 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shipping a template's current generation from one pool to another with btrfs send and receive.
+
+A side is a pool and the way to run commands where it is: on this host, or
+through an ssh command line (the SSH that Ansible already uses to reach that
+host). The stream goes from ``btrfs send`` through zstd, through this
+process (which counts it), to ``btrfs receive``. It is never staged whole on
+disk.
+
+The receiver gets the generation in the template's folder, where btrfs
+receive makes it read-only and sets its Received UUID once the whole stream
+is in. Only then, if that UUID is the sender's, does template.json name it,
+replaced atomically as a local import does. (A received subvolume cannot be
+moved to another folder: it is read-only, and a move rewrites its "..".) A
+transfer killed halfway leaves a generation that template.json does not
+name; the current one keeps serving, and the next ship removes the leftover
+first. A generation that is a snapshot of one the
+receiver already holds (an incremental refresh) is sent with that one as its
+parent (``btrfs send -p``), so only what changed crosses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import threading
+import time
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import RECORD_KEYS
+
+METADATA = "template.json"
+CHUNK = 1024 * 1024
+# Run on the receiver, under the template's lock: remove what a killed
+# transfer left, then receive the stream (zstd-compressed) into the folder.
+RECEIVE_SCRIPT = """set -eu -o pipefail
+folder=$1 lock=$2 wait=$3
+shift 3
+exec 9>>"$lock"
+flock -w "$wait" 9
+for left in "$@"; do
+    [ -e "$folder/$left" ] || continue
+    btrfs property set -f -ts "$folder/$left" ro false >/dev/null 2>&1 || true
+    btrfs subvolume delete "$folder/$left" >/dev/null
+done
+zstd --decompress --quiet | btrfs receive --quiet "$folder"
+"""
+# Run on the receiver, under the template's lock: check what arrived, then
+# make it current with template.json (read from stdin), then prune.
+SWAP_SCRIPT = """set -eu
+folder=$1 lock=$2 wait=$3 generation=$4 uuid=$5
+shift 5
+exec 9>>"$lock"
+flock -w "$wait" 9
+got=$(btrfs subvolume show "$folder/gen-$generation" | sed -n 's/^[[:space:]]*Received UUID:[[:space:]]*//p')
+if [ "$got" != "$uuid" ]; then
+    echo "the received subvolume's Received UUID is '$got', not the sender's $uuid" >&2
+    exit 3
+fi
+cat > "$folder/.template.json.new"
+sync "$folder/.template.json.new"
+mv "$folder/.template.json.new" "$folder/template.json"
+for gone in "$@"; do
+    [ -e "$folder/$gone" ] || continue
+    btrfs property set -f -ts "$folder/$gone" ro false >/dev/null
+    btrfs subvolume delete "$folder/$gone" >/dev/null
+done
+"""
+
+
+class Side:
+    """A pool, and the command line prefix that runs commands where it is ([] for this host)."""
+
+    def __init__(self, pool_path, via, runner):
+        self.pool = pool_path.rstrip("/")
+        self.via = list(via or [])
+        self._run = runner.run
+
+    def argv(self, argv):
+        # ssh hands its command to the remote shell as one string.
+        return self.via + [shlex.join(argv)] if self.via else list(argv)
+
+    def run(self, argv, check=True, data=None):
+        return self._run(self.argv(argv), check=check, data=data)
+
+    def folder(self, name):
+        return os.path.join(self.pool, "templates", name)
+
+    def lock(self, name):
+        return os.path.join(self.pool, "locks", "template-%s.lock" % name)
+
+    def template(self, name):
+        """The template's metadata on this side, or None."""
+        rc, out, _err = self.run(["cat", os.path.join(self.folder(name), METADATA)], check=False)
+        if rc != 0 or not out.strip():
+            return None
+        return json.loads(out)
+
+    def subvolume(self, path):
+        """{"uuid", "parent_uuid", "received_uuid"} of a subvolume (None for "-"), or None if it is not there."""
+        rc, out, _err = self.run(["btrfs", "subvolume", "show", path], check=False)
+        if rc != 0:
+            return None
+        return parse_show(out)
+
+    def where(self):
+        return "%s on %s" % (self.pool, self.via[-1] if self.via else "this host")
+
+
+def parse_show(output):
+    fields = {}
+    for line in output.splitlines():
+        key, _sep, value = line.strip().partition(":")
+        fields[key.strip()] = value.strip()
+    return dict((name, None if fields.get(key, "-") in ("-", "") else fields[key])
+                for name, key in (("uuid", "UUID"), ("parent_uuid", "Parent UUID"), ("received_uuid", "Received UUID")))
+
+
+def plan(name, source, source_subvolumes, target, target_subvolumes, lineage=None):
+    """What shipping the source's current generation needs: None when the target has it, else a dict.
+
+    ``*_subvolumes``: {generation number: parse_show() of gen-N} on each side;
+    ``lineage``: {uuid: parent uuid} of the source's other subvolumes (the
+    bases of physical backups). The parent is the nearest generation the new
+    one descends from by snapshots (an incremental refresh is a snapshot of
+    the previous generation's base, itself a snapshot of that generation),
+    if the target received it from this source; for a physical backup, else
+    the newest older generation the target received (its files may share
+    blocks by reflinks); otherwise the stream is full.
+    """
+    generation = source["generation"]
+    sent = source_subvolumes.get(generation)
+    if not sent:
+        raise MyaasError("Template %s's current generation %d is missing on its pool; import it again there."
+                         % (name, generation))
+    received = dict((sub["received_uuid"], number) for number, sub in target_subvolumes.items()
+                    if sub and sub.get("received_uuid"))
+    if target and target.get("generation") == generation and received.get(sent["uuid"]) == generation:
+        return None
+    listed = [record["generation"] for record in (target or {}).get("generations") or ([target] if target else [])]
+    mine = target_subvolumes.get(generation)
+    if mine and generation in listed and mine.get("received_uuid") != sent["uuid"]:
+        raise MyaasError("Generation %d of template %s on the receiving pool was not received from this source "
+                         "(it was imported there). A host either imports a template or receives it; remove "
+                         "the template there (myaas_template state=absent) to receive it." % (generation, name))
+    parent = None
+    numbers = dict((sub["uuid"], number) for number, sub in source_subvolumes.items() if sub)
+    ancestors = dict(lineage or {}, **dict((sub["uuid"], sub.get("parent_uuid")) for sub in source_subvolumes.values()
+                                           if sub))
+    ancestor, seen = sent.get("parent_uuid"), set()
+    while ancestor and ancestor not in seen:
+        seen.add(ancestor)
+        if ancestor in numbers and ancestor in received:
+            parent = numbers[ancestor]
+            break
+        ancestor = ancestors.get(ancestor)
+    if parent is None and source.get("base"):
+        # A physical refresh whose files were reflinked from the previous base (pg_combinebackup
+        # --copy-file-range) shares blocks with the previous generation without being its snapshot:
+        # sent against it, those blocks cross as clones.
+        older = [numbers[uuid] for uuid in received if uuid in numbers and numbers[uuid] < generation]
+        parent = max(older) if older else None
+    kept = [record["generation"] for record in source.get("generations") or [source]]
+    return {"generation": generation, "uuid": sent["uuid"], "parent": parent,
+            # What a killed or failed ship left: not named by the receiver's template.json.
+            "leftovers": sorted(number for number in target_subvolumes if number not in listed),
+            "prune": sorted(number for number in target_subvolumes
+                            if number not in kept and number != generation and number in listed)}
+
+
+def metadata_for(source, source_pool, target_pool, target_generations):
+    """The source's template.json as the target holds it: its pool's paths, the generations it has."""
+    def moved(path):
+        return target_pool + path[len(source_pool):] if path and path.startswith(source_pool + "/") else path
+
+    document = json.loads(json.dumps(source))
+    document["path"] = moved(document["path"])
+    if document.get("base"):
+        document["base"] = None          # bases stay with the importer: the next incremental backup runs there
+    records = [dict(record, path=moved(record["path"])) for record in source.get("generations") or []
+               if record["generation"] in target_generations]
+    document["generations"] = records or [dict((key, document.get(key)) for key in RECORD_KEYS)]
+    return document
+
+
+class Shipper:
+    """Ships template ``name`` from ``source`` to ``target`` (two Sides)."""
+
+    def __init__(self, name, source, target, runner, lock_timeout, transfer_timeout):
+        self.name, self.source, self.target = name, source, target
+        self.runner, self.lock_timeout, self.transfer_timeout = runner, lock_timeout, transfer_timeout
+
+    def subvolumes(self, side, numbers):
+        return dict((number, side.subvolume(os.path.join(side.folder(self.name), "gen-%d" % number)))
+                    for number in numbers)
+
+    def plan(self):
+        source = self.source.template(self.name)
+        if not source:
+            raise MyaasError("Template %s is not on %s; import it there first." % (self.name, self.source.where()))
+        target = self.target.template(self.name)
+        numbers = [record["generation"] for record in source.get("generations") or [source]]
+        theirs = set(numbers) | set([record["generation"] for record in (target or {}).get("generations") or []])
+        if target:
+            theirs.add(target["generation"])
+        source_subs = self.subvolumes(self.source, numbers)
+        target_subs = dict((number, sub) for number, sub in self.subvolumes(self.target, sorted(theirs)).items() if sub)
+        return source, target, plan(self.name, source, source_subs, target, target_subs, self.lineage()), target_subs
+
+    def lineage(self):
+        """{uuid: parent uuid} of the source's bases (base-N, kept for incremental backups)."""
+        folder = self.source.folder(self.name)
+        names = self.source.run(["ls", folder])[1].split()
+        found = {}
+        for base in (entry for entry in names if re.match(r"^base-\d+$", entry)):
+            sub = self.source.subvolume(os.path.join(folder, base))
+            if sub:
+                found[sub["uuid"]] = sub.get("parent_uuid")
+        return found
+
+    def ship(self, source, steps, target_subs):
+        """Send, receive, check and swap; returns (bytes sent, seconds)."""
+        folder = self.source.folder(self.name)
+        send = ["btrfs", "send", "--quiet"]
+        if steps["parent"] is not None:
+            send += ["-p", os.path.join(folder, "gen-%d" % steps["parent"])]
+        send += [os.path.join(folder, "gen-%d" % steps["generation"])]
+        sender_argv = self.source.argv(["bash", "-c", 'set -o pipefail; "$@" | zstd -1 --quiet', "myaas-send"] + send)
+        receiver_argv = self.target.argv(["bash", "-c", RECEIVE_SCRIPT, "myaas-receive", self.target.folder(self.name),
+                                          self.target.lock(self.name), str(self.lock_timeout)]
+                                         + ["gen-%d" % number for number in steps["leftovers"]])
+        self.target.run(["mkdir", "-p", self.target.folder(self.name), os.path.dirname(self.target.lock(self.name))])
+        started = time.monotonic()
+        sent = stream(sender_argv, receiver_argv, self.transfer_timeout)
+        seconds = time.monotonic() - started
+        kept = (set(target_subs) - set(steps["leftovers"]) - set(steps["prune"])) | {steps["generation"]}
+        document = metadata_for(source, self.source.pool, self.target.pool, kept)
+        self.target.run(["sh", "-c", SWAP_SCRIPT, "myaas-swap", self.target.folder(self.name),
+                         self.target.lock(self.name), str(self.lock_timeout), str(steps["generation"]), steps["uuid"]]
+                        + ["gen-%d" % number for number in steps["prune"]],
+                        data=json.dumps(document, indent=2, sort_keys=True).encode())
+        return sent, seconds
+
+
+def stream(sender_argv, receiver_argv, timeout):
+    """Pipe the sender's stdout into the receiver's stdin; returns the bytes that crossed. Raises MyaasError."""
+    with subprocess.Popen(sender_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as sender, \
+            subprocess.Popen(receiver_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE) as receiver:
+        counted = [0]
+        errors = {}
+
+        def pump():
+            try:
+                for chunk in iter(lambda: sender.stdout.read(CHUNK), b""):
+                    receiver.stdin.write(chunk)
+                    counted[0] += len(chunk)
+            except OSError:
+                pass        # the receiver ended early: its exit code says why
+            finally:
+                try:
+                    receiver.stdin.close()
+                except OSError:
+                    pass
+
+        def drain(name, handle):
+            errors[name] = handle.read()
+
+        threads = [threading.Thread(target=pump, daemon=True),
+                   threading.Thread(target=drain, args=("send", sender.stderr), daemon=True),
+                   threading.Thread(target=drain, args=("receive", receiver.stderr), daemon=True)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + timeout
+        try:
+            receive_rc = receiver.wait(timeout=max(1, deadline - time.monotonic()))
+            send_rc = sender.wait(timeout=max(1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            sender.kill()
+            receiver.kill()
+            raise MyaasError("The transfer did not finish within transfer_timeout (%d s); the receiver keeps "
+                             "its current generation, and the next run starts again." % timeout)
+        for thread in threads:
+            thread.join(timeout=10)
+    if send_rc != 0 or receive_rc != 0:
+        def words(name):
+            return (errors.get(name) or b"").decode("utf-8", "replace").strip()[-1000:]
+        raise MyaasError("The transfer failed (btrfs send exit code %d: %s; btrfs receive exit code %d: %s). The "
+                         "receiver keeps its current generation; the next run starts again."
+                         % (send_rc, words("send") or "-", receive_rc, words("receive") or "-"))
+    return counted[0]
