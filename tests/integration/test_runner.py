@@ -4,12 +4,13 @@ non-root user with sudo."""
 
 import json
 import os
+import re
 import tempfile
 
 import ansible_runner
 import pytest
 
-from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS, sh
+from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS, run_module, sh
 from ssh_host import SshHost
 
 
@@ -112,3 +113,26 @@ def test_nightly_import_and_hourly_reap_as_awx_jobs_over_ssh(rig, ssh_host, rsho
     finally:
         rig.instance(name, state="absent")
         rig.template("rnightly", SAMPLE, state="absent")
+
+
+def test_a_template_ships_over_ssh_as_the_sudo_user(rig, ssh_host, rshop, workdir):  # pylint: disable=unused-argument
+    # The receiving pool reached as Ansible reaches a host: ssh as the non-root user, then sudo.
+    via = ["ssh", "-i", ssh_host.key, "-p", str(ssh_host.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "myaas-runner@127.0.0.1", "sudo", "-n"]
+    with rig.small_pool(workdir, "2G") as server:
+        args = {"name": "rshop", "source_pool": rig.pool, "target_pool": server, "target_via": via}
+        shipped = run_module("myaas_ship", args)
+        assert shipped.get("changed") and shipped["mode"] == "full" and shipped["bytes_sent"] > 0, \
+            (shipped.get("msg"), shipped.get("module_stderr"))
+        received = sh("btrfs", "subvolume", "show", os.path.join(server, "templates", "rshop", "gen-1")).stdout
+        sent = sh("btrfs", "subvolume", "show", os.path.join(rig.pool, "templates", "rshop", "gen-1")).stdout
+        # Made by btrfs receive from the importer's generation.
+        assert re.search(r"Received UUID:\s*(\S+)", received).group(1) == re.search(r"^\s*UUID:\s*(\S+)", sent, re.M).group(1)
+        again = run_module("myaas_ship", args)
+        assert not again.get("changed") and again["bytes_sent"] == 0, again.get("msg", again)
+        made = run_module("myaas_instance", {"name": "rshop-shipped", "template": "rshop", "pool": server})
+        assert not made.get("failed"), made.get("msg")
+        try:
+            assert rig.query(made["instance"], "SELECT COUNT(*) FROM customers")[0][0] == SAMPLE_CUSTOMERS
+        finally:
+            run_module("myaas_instance", {"name": "rshop-shipped", "pool": server, "state": "absent"})
