@@ -135,6 +135,13 @@ def source_server(rig):
     name = "myaas-it-source-%d" % os.getpid()
     sh("docker", "run", "--detach", "--name", name, "--label", "org.myaas.pool=" + rig.pool,
        "--env", "POSTGRES_PASSWORD=bootstrap-secret", "postgres:15")
+    # The entrypoint first runs a server on the socket only, for its init scripts, then stops it: only the
+    # final server listens on TCP. Before it does, a statement may meet the first one shutting down.
+    deadline = time.monotonic() + 120
+    while subprocess.run(["docker", "exec", name, "pg_isready", "--quiet", "--host", "127.0.0.1"],
+                         check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the source server did not start"
+        time.sleep(0.5)
 
     def psql(sql, database="postgres"):
         deadline = time.monotonic() + 60
