@@ -2,7 +2,7 @@
 
 The clients are a model of the mysql client (one line, one statement; a
 SELECT of a string prints it), so that the order of what they ran can be read
-from their log. The real servers load real dumps in tests/integration/test_parallel_load.py.
+from their log. Real servers load real dumps in tests/integration/test_parallel_load.py.
 """
 
 import gzip
