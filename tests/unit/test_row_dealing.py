@@ -152,3 +152,19 @@ def test_one_connection_or_another_tools_dump_loads_as_before(tmp_path):
 def test_a_dump_cut_short_is_refused_on_several_connections_too(tmp_path):
     with pytest.raises(MyaasError, match="was cut short"):
         run(tmp_path, DUMP.rsplit(b"-- Dump completed", 1)[0], 2)
+
+
+def test_other_tool_options_are_dealt_and_autocommit_stays_on_the_first(tmp_path):
+    # --no-create-info --no-autocommit --insert-ignore --skip-quote-names: the first statement after the
+    # header settings is the first table's autocommit switch, which only the first connection may run.
+    dump = (HEADER + b"set autocommit=0;\nUSE shop;\n"
+            + b"".join(b"INSERT  IGNORE INTO a VALUES (%d);\n" % i for i in range(20))
+            + b"commit;\n-- Dump completed on 2026-11-30 10:00:00\n")
+    used, entries = run(tmp_path, dump, 2)
+    assert used == 2
+    clients = by_client(entries)
+    first = [pid for pid, lines in clients.items() if "set autocommit=0;" in lines]
+    assert len(first) == 1
+    for pid, lines in clients.items():
+        if pid != first[0]:
+            assert "USE shop;" in lines and any(line.startswith("INSERT  IGNORE") for line in lines)

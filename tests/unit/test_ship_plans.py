@@ -74,6 +74,14 @@ def test_a_receiver_that_has_the_current_generation_gets_nothing():
                          {3: sub("t3", received="u3")}) is None
 
 
+def test_a_leftover_is_never_a_parent():
+    # gen-2 arrived whole (a Received UUID) but the swap did not happen: template.json names gen-1 only.
+    source = {1: sub("u1"), 2: sub("u2"), 3: sub("u3", parent="u2")}
+    steps = shipping.plan("shop", template(3, [1, 2, 3]), source, template(1, [1], "/srv/b"),
+                          {1: sub("t1", received="u1"), 2: sub("t2", received="u2")})
+    assert steps["parent"] is None and steps["leftovers"] == [2]
+
+
 def test_what_a_killed_ship_left_is_removed_before_the_next_one():
     # Generation 3 half received (no Received UUID), and not named by the receiver's template.json.
     steps = shipping.plan("shop", template(3, [3]), {3: sub("u3")}, template(2, [2], "/srv/b"),
@@ -88,7 +96,7 @@ def test_a_generation_imported_on_the_receiver_is_not_overwritten():
 
 def test_the_receivers_metadata_names_its_own_pool_and_only_what_it_holds():
     document = shipping.metadata_for(dict(template(3, [2, 3]), base="/srv/a/templates/shop/base-3"),
-                                     "/srv/a", "/srv/b", {3})
+                                     "/srv/b/templates/shop", {3})
     assert document["path"] == "/srv/b/templates/shop/gen-3"
     assert [record["path"] for record in document["generations"]] == ["/srv/b/templates/shop/gen-3"]
     assert document["base"] is None and document["row_counts"] == {"shop.customers": 6000}

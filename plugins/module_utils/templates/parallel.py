@@ -22,6 +22,7 @@ the others from inserting, and it only saves key-buffer flushes on MyISAM.
 from __future__ import annotations
 
 import collections
+import io
 import queue
 import re
 import subprocess
@@ -32,13 +33,19 @@ import time
 
 # What mysqldump and mariadb-dump write first.
 DEALT_TOOLS_RE = re.compile(rb"^-- (MySQL|MariaDB) dump ", re.MULTILINE)
-ROW_RE = re.compile(rb"^(INSERT(?: IGNORE)?|REPLACE) INTO ")
+ROW_RE = re.compile(rb"^(?:INSERT|REPLACE)\s+(?:IGNORE\s+)?INTO\s")
 LOCK_RE = re.compile(rb"^(LOCK TABLES .*|UNLOCK TABLES);\s*$")
-USE_RE = re.compile(rb"^USE `[^`]+`;\s*$")
+# Any quoting (backticks, --skip-quote-names, ANSI double quotes): the line is replayed as it is.
+USE_RE = re.compile(rb"^USE\s.*;\s*$", re.IGNORECASE)
 # The session settings of the dump's header (SET NAMES, TIME_ZONE, SQL_MODE,
 # UNIQUE_CHECKS, FOREIGN_KEY_CHECKS, ...), which every connection needs before
 # it parses a row; a global one (GTID_PURGED) runs once, on the first.
-HEADER_SET_RE = re.compile(rb"^(/\*[!M]\d+\s+)?SET\s", re.IGNORECASE)
+HEADER_SET_RE = re.compile(rb"^(/\*M?!\d+\s+)?SET\s", re.IGNORECASE)
+# Of those, the ones replayed on the other connections: what the tools write
+# in every header. Not autocommit (--no-autocommit: the other connections
+# would never commit), nor a table's character_set_client.
+REPLAYED_RE = re.compile(rb"^(/\*M?!\d+\s+)?SET\s+(@OLD_\w+\s*=|NAMES\s|TIME_ZONE\s*=|@MYSQLDUMP_TEMP_LOG_BIN\s*=|"
+                         rb"@@SESSION\.SQL_LOG_BIN\s*=)", re.IGNORECASE)
 # Rows are sent in batches of about this many bytes (one line each with
 # mysqldump's extended inserts, thousands with --skip-extended-insert).
 BATCH_BYTES = 1024 * 1024
@@ -92,6 +99,8 @@ class Connection:
             self.cond.wait_for(lambda: self.marks_seen >= self.marks_sent or self.ended,
                                timeout=max(0.0, deadline - time.monotonic()))
             if self.marks_seen < self.marks_sent:
+                if not self.ended:
+                    raise subprocess.TimeoutExpired("import", 0)
                 raise Connection.Stopped()
 
     def _write(self):
@@ -103,7 +112,9 @@ class Connection:
             if broken:
                 continue        # keep taking from the queue: the dealer must never block on a dead client
             try:
-                self.proc.stdin.write(data)
+                view = memoryview(data)
+                while view:         # unbuffered: a write may take part of it
+                    view = view[self.proc.stdin.write(view):]
             except (BrokenPipeError, ValueError, OSError):
                 broken = True
         try:
@@ -213,7 +224,7 @@ class Dealer:
             self.prologue.append(line)
             return True
         if HEADER_SET_RE.match(stripped):
-            if b"@@GLOBAL" not in stripped.upper():
+            if REPLAYED_RE.match(stripped):
                 self.prologue.append(line)
             return True
         return False
@@ -269,7 +280,7 @@ class Pump(threading.Thread):
         self.head_bytes, self.tail_bytes = head_bytes, tail_bytes
         self.head, self.sent = first[:head_bytes], 0
         self._last, self._last_bytes = collections.deque(), 0
-        self.reached_end = False
+        self.reached_end = self.timed_out = False
 
     @property
     def tail(self):
@@ -284,20 +295,23 @@ class Pump(threading.Thread):
 
     def run(self):
         try:
-            for chunk in (self.first.splitlines(True), self.reader):
+            for chunk in (io.BytesIO(self.first), self.reader):       # lines end at \n only, as the client's do
                 for line in chunk:
                     self._keep(line)
                     self.dealer.line(line)
                     self.sent += len(line)
             self.reached_end = True
-        except (Connection.Stopped, subprocess.TimeoutExpired, OSError, ValueError):
-            pass    # a client ended early, or time ran out: the caller reads the exit codes
+        except subprocess.TimeoutExpired:
+            self.timed_out = True
+        except (Connection.Stopped, OSError, ValueError):
+            pass    # a client ended early: the caller reads the exit codes
         finally:
             # Stopped early, the clients get no more: each runs what it has and ends.
             try:
                 self.dealer.end(self.epilogue if self.reached_end else b"", complete=self.reached_end)
-            except (Connection.Stopped, subprocess.TimeoutExpired):
+            except (Connection.Stopped, subprocess.TimeoutExpired) as exc:
                 self.reached_end = False
+                self.timed_out = self.timed_out or isinstance(exc, subprocess.TimeoutExpired)
                 self.dealer.end(b"", complete=False)
             try:
                 self.reader.close()
@@ -317,6 +331,8 @@ def load(reader, first, client_argv, count, deadline, epilogue, head_bytes, tail
     try:
         codes = [connection.finish(deadline) for connection in connections]
         pump.join(timeout=max(1, deadline - time.monotonic()))
+        if pump.timed_out:
+            raise subprocess.TimeoutExpired("import", 0)
     except subprocess.TimeoutExpired:
         for connection in connections:
             connection.kill()

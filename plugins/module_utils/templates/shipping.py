@@ -35,13 +35,23 @@ from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations 
 
 METADATA = "template.json"
 CHUNK = 1024 * 1024
+# Both scripts below act only if the receiver's template.json is still what
+# this run planned from (its sha256, or "none"): another ship or an import
+# since then may have made a "leftover" the current generation.
+UNCHANGED = """now=none
+if [ -e "$folder/template.json" ]; then now=$(sha256sum < "$folder/template.json" | cut -d' ' -f1); fi
+if [ "$now" != "$expected" ]; then
+    echo "the receiver's template.json changed since this run read it (another ship or an import): run again" >&2
+    exit 4
+fi"""
 # Run on the receiver, under the template's lock: remove what a killed
 # transfer left, then receive the stream (zstd-compressed) into the folder.
 RECEIVE_SCRIPT = """set -eu -o pipefail
-folder=$1 lock=$2 wait=$3
-shift 3
+folder=$1 lock=$2 wait=$3 expected=$4
+shift 4
 exec 9>>"$lock"
-flock -w "$wait" 9
+flock -w "$wait" 9 || { echo "another import or ship held the template's lock $lock for $wait s" >&2; exit 5; }
+""" + UNCHANGED + """
 for left in "$@"; do
     [ -e "$folder/$left" ] || continue
     btrfs property set -f -ts "$folder/$left" ro false >/dev/null 2>&1 || true
@@ -52,10 +62,11 @@ zstd --decompress --quiet | btrfs receive --quiet "$folder"
 # Run on the receiver, under the template's lock: check what arrived, then
 # make it current with template.json (read from stdin), then prune.
 SWAP_SCRIPT = """set -eu
-folder=$1 lock=$2 wait=$3 generation=$4 uuid=$5
-shift 5
+folder=$1 lock=$2 wait=$3 expected=$4 generation=$5 uuid=$6
+shift 6
 exec 9>>"$lock"
-flock -w "$wait" 9
+flock -w "$wait" 9 || { echo "another import or ship held the template's lock $lock for $wait s" >&2; exit 5; }
+""" + UNCHANGED + """
 got=$(btrfs subvolume show "$folder/gen-$generation" | sed -n 's/^[[:space:]]*Received UUID:[[:space:]]*//p')
 if [ "$got" != "$uuid" ]; then
     echo "the received subvolume's Received UUID is '$got', not the sender's $uuid" >&2
@@ -64,6 +75,7 @@ fi
 cat > "$folder/.template.json.new"
 sync "$folder/.template.json.new"
 mv "$folder/.template.json.new" "$folder/template.json"
+sync "$folder"
 for gone in "$@"; do
     [ -e "$folder/$gone" ] || continue
     btrfs property set -f -ts "$folder/$gone" ro false >/dev/null
@@ -95,10 +107,21 @@ class Side:
 
     def template(self, name):
         """The template's metadata on this side, or None."""
-        rc, out, _err = self.run(["cat", os.path.join(self.folder(name), METADATA)], check=False)
-        if rc != 0 or not out.strip():
-            return None
-        return json.loads(out)
+        # Only a missing file means "no template": an ssh or permission failure must not read as one.
+        out = self.run(["sh", "-c", 'if [ -e "$1" ]; then cat "$1"; fi', "myaas-read",
+                        os.path.join(self.folder(name), METADATA)])[1]
+        return json.loads(out) if out.strip() else None
+
+    def digest(self, name):
+        """sha256 of the template's metadata file on this side, or "none"."""
+        out = self.run(["sh", "-c", 'if [ -e "$1" ]; then sha256sum < "$1" | cut -d" " -f1; else echo none; fi',
+                        "myaas-digest", os.path.join(self.folder(name), METADATA)])[1]
+        return out.strip()
+
+    def generations_present(self, name):
+        """Numbers of the gen-N folders in the template's folder (complete or not)."""
+        out = self.run(["sh", "-c", 'if [ -d "$1" ]; then ls "$1"; fi', "myaas-list", self.folder(name)])[1]
+        return sorted(int(entry[4:]) for entry in out.split() if re.match(r"^gen-\d+$", entry))
 
     def subvolume(self, path):
         """{"uuid", "parent_uuid", "received_uuid"} of a subvolume (None for "-"), or None if it is not there."""
@@ -137,16 +160,20 @@ def plan(name, source, source_subvolumes, target, target_subvolumes, lineage=Non
     if not sent:
         raise MyaasError("Template %s's current generation %d is missing on its pool; import it again there."
                          % (name, generation))
+    listed = [record["generation"] for record in (target or {}).get("generations") or ([target] if target else [])]
+    # A generation the receiver's template.json names but that btrfs receive did not make was imported there.
+    foreign = [number for number in listed if number in target_subvolumes
+               and not (target_subvolumes[number] or {}).get("received_uuid")]
+    if foreign:
+        raise MyaasError("Generation %s of template %s on the receiving pool was not received (it was imported "
+                         "there). A host either imports a "
+                         "template or receives it; remove the template there (myaas_template state=absent) to "
+                         "receive it." % (", ".join(str(number) for number in foreign), name))
+    # Only generations the receiver's template.json names can be parents: a leftover is removed first.
     received = dict((sub["received_uuid"], number) for number, sub in target_subvolumes.items()
-                    if sub and sub.get("received_uuid"))
+                    if sub and sub.get("received_uuid") and number in listed)
     if target and target.get("generation") == generation and received.get(sent["uuid"]) == generation:
         return None
-    listed = [record["generation"] for record in (target or {}).get("generations") or ([target] if target else [])]
-    mine = target_subvolumes.get(generation)
-    if mine and generation in listed and mine.get("received_uuid") != sent["uuid"]:
-        raise MyaasError("Generation %d of template %s on the receiving pool was not received from this source "
-                         "(it was imported there). A host either imports a template or receives it; remove "
-                         "the template there (myaas_template state=absent) to receive it." % (generation, name))
     parent = None
     numbers = dict((sub["uuid"], number) for number, sub in source_subvolumes.items() if sub)
     ancestors = dict(lineage or {}, **dict((sub["uuid"], sub.get("parent_uuid")) for sub in source_subvolumes.values()
@@ -172,16 +199,16 @@ def plan(name, source, source_subvolumes, target, target_subvolumes, lineage=Non
                             if number not in kept and number != generation and number in listed)}
 
 
-def metadata_for(source, source_pool, target_pool, target_generations):
-    """The source's template.json as the target holds it: its pool's paths, the generations it has."""
-    def moved(path):
-        return target_pool + path[len(source_pool):] if path and path.startswith(source_pool + "/") else path
+def metadata_for(source, target_folder, target_generations):
+    """The source's template.json as the target holds it: paths in its folder, the generations it has."""
+    def path(number):
+        return os.path.join(target_folder, "gen-%d" % number)
 
     document = json.loads(json.dumps(source))
-    document["path"] = moved(document["path"])
+    document["path"] = path(document["generation"])
     if document.get("base"):
         document["base"] = None          # bases stay with the importer: the next incremental backup runs there
-    records = [dict(record, path=moved(record["path"])) for record in source.get("generations") or []
+    records = [dict(record, path=path(record["generation"])) for record in source.get("generations") or []
                if record["generation"] in target_generations]
     document["generations"] = records or [dict((key, document.get(key)) for key in RECORD_KEYS)]
     return document
@@ -193,6 +220,7 @@ class Shipper:
     def __init__(self, name, source, target, runner, lock_timeout, transfer_timeout):
         self.name, self.source, self.target = name, source, target
         self.runner, self.lock_timeout, self.transfer_timeout = runner, lock_timeout, transfer_timeout
+        self.expected = "none"
 
     def subvolumes(self, side, numbers):
         return dict((number, side.subvolume(os.path.join(side.folder(self.name), "gen-%d" % number)))
@@ -202,9 +230,11 @@ class Shipper:
         source = self.source.template(self.name)
         if not source:
             raise MyaasError("Template %s is not on %s; import it there first." % (self.name, self.source.where()))
+        self.expected = self.target.digest(self.name)
         target = self.target.template(self.name)
         numbers = [record["generation"] for record in source.get("generations") or [source]]
-        theirs = set(numbers) | set([record["generation"] for record in (target or {}).get("generations") or []])
+        theirs = set(numbers) | set(self.target.generations_present(self.name))
+        theirs |= set([record["generation"] for record in (target or {}).get("generations") or []])
         if target:
             theirs.add(target["generation"])
         source_subs = self.subvolumes(self.source, numbers)
@@ -231,16 +261,17 @@ class Shipper:
         send += [os.path.join(folder, "gen-%d" % steps["generation"])]
         sender_argv = self.source.argv(["bash", "-c", 'set -o pipefail; "$@" | zstd -1 --quiet', "myaas-send"] + send)
         receiver_argv = self.target.argv(["bash", "-c", RECEIVE_SCRIPT, "myaas-receive", self.target.folder(self.name),
-                                          self.target.lock(self.name), str(self.lock_timeout)]
+                                          self.target.lock(self.name), str(self.lock_timeout), self.expected]
                                          + ["gen-%d" % number for number in steps["leftovers"]])
         self.target.run(["mkdir", "-p", self.target.folder(self.name), os.path.dirname(self.target.lock(self.name))])
         started = time.monotonic()
         sent = stream(sender_argv, receiver_argv, self.transfer_timeout)
         seconds = time.monotonic() - started
         kept = (set(target_subs) - set(steps["leftovers"]) - set(steps["prune"])) | {steps["generation"]}
-        document = metadata_for(source, self.source.pool, self.target.pool, kept)
+        document = metadata_for(source, self.target.folder(self.name), kept)
         self.target.run(["sh", "-c", SWAP_SCRIPT, "myaas-swap", self.target.folder(self.name),
-                         self.target.lock(self.name), str(self.lock_timeout), str(steps["generation"]), steps["uuid"]]
+                         self.target.lock(self.name), str(self.lock_timeout), self.expected, str(steps["generation"]),
+                         steps["uuid"]]
                         + ["gen-%d" % number for number in steps["prune"]],
                         data=json.dumps(document, indent=2, sort_keys=True).encode())
         return sent, seconds
@@ -260,7 +291,9 @@ def stream(sender_argv, receiver_argv, timeout):
                     receiver.stdin.write(chunk)
                     counted[0] += len(chunk)
             except OSError:
-                pass        # the receiver ended early: its exit code says why
+                # The receiver ended early (its exit code says why): the sender, blocked on a full pipe,
+                # would otherwise wait for transfer_timeout.
+                sender.kill()
             finally:
                 try:
                     receiver.stdin.close()
