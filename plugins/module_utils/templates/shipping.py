@@ -31,6 +31,7 @@ import threading
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import RECORD_KEYS
 
 METADATA = "template.json"
@@ -89,6 +90,8 @@ class Side:
 
     def __init__(self, pool_path, via, runner):
         self.pool = pool_path.rstrip("/")
+        # The pool's layout (folders, generations, locks) as Pool defines it; its commands are not used.
+        self.layout = Pool(self.pool, runner)
         self.via = list(via or [])
         self._run = runner.run
 
@@ -100,10 +103,14 @@ class Side:
         return self._run(self.argv(argv), check=check, data=data)
 
     def folder(self, name):
-        return os.path.join(self.pool, "templates", name)
+        return self.layout.template_dir(name)
+
+    def generation(self, name, number):
+        return self.layout.generation_path(name, number)
 
     def lock(self, name):
-        return os.path.join(self.pool, "locks", "template-%s.lock" % name)
+        # The lock a local import of the template takes too.
+        return self.layout.lock_path("template", name)
 
     def template(self, name):
         """The template's metadata on this side, or None."""
@@ -223,7 +230,7 @@ class Shipper:
         self.expected = "none"
 
     def subvolumes(self, side, numbers):
-        return dict((number, side.subvolume(os.path.join(side.folder(self.name), "gen-%d" % number)))
+        return dict((number, side.subvolume(side.generation(self.name, number)))
                     for number in numbers)
 
     def plan(self):
@@ -254,11 +261,10 @@ class Shipper:
 
     def ship(self, source, steps, target_subs):
         """Send, receive, check and swap; returns (bytes sent, seconds)."""
-        folder = self.source.folder(self.name)
         send = ["btrfs", "send", "--quiet"]
         if steps["parent"] is not None:
-            send += ["-p", os.path.join(folder, "gen-%d" % steps["parent"])]
-        send += [os.path.join(folder, "gen-%d" % steps["generation"])]
+            send += ["-p", self.source.generation(self.name, steps["parent"])]
+        send += [self.source.generation(self.name, steps["generation"])]
         sender_argv = self.source.argv(["bash", "-c", 'set -o pipefail; "$@" | zstd -1 --quiet', "myaas-send"] + send)
         receiver_argv = self.target.argv(["bash", "-c", RECEIVE_SCRIPT, "myaas-receive", self.target.folder(self.name),
                                           self.target.lock(self.name), str(self.lock_timeout), self.expected]
