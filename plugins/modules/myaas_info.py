@@ -122,6 +122,14 @@ orphans:
   type: list
   elements: dict
   sample: [{kind: container, name: old-one, container: myaas-3fa9c1e2-old-one}]
+room:
+  description:
+    - What the server has left, for placing new instances on the server with most room. The memory the kernel
+      can give (MemAvailable, bytes), the pool's free bytes, and how many instances the pool holds (all of them,
+      also with O(name)).
+  returned: always
+  type: dict
+  sample: {memory_available: 8589934592, pool_free: 107374182400, instances: 12}
 password:
   description: The password of the instance named by O(name).
   returned: when O(show_password) is set and the instance exists
@@ -135,6 +143,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.inventory import (
     find_orphans, instance_password, list_instances, list_templates)
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
+from ansible_collections.myaas.myaas.plugins.module_utils.placement import room
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
@@ -164,7 +173,7 @@ def main():
         docker = Docker(runner)
         instances = list_instances(pool, docker, sizes=params["sizes"])
         result = {"changed": False, "templates": list_templates(pool),
-                  "orphans": find_orphans(pool, docker, instances)}
+                  "orphans": find_orphans(pool, docker, instances), "room": room(pool.path, len(instances))}
         if params["name"] is not None:
             instances = [instance for instance in instances if instance["name"] == params["name"]]
             if params["show_password"] and instances:

@@ -53,7 +53,8 @@ LONGEST_FIRST = ["test_images",             # 630
                  "test_upgrade",            # 240, more with Sakila and Pagila
                  "test_mysql",              # 230
                  "test_incremental",        # 220
-                 "test_faults"]             # 210
+                 "test_faults",             # 210
+                 "test_several_hosts"]      # 200
 
 
 def pytest_collection_modifyitems(items):
