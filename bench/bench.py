@@ -2,6 +2,7 @@
 
     python bench/bench.py            # full: ~20 MB and >= 2 GB templates, n = 10
     python bench/bench.py --quick    # small machines and `make test`: tiny sizes, n = 3
+    python bench/bench.py --only ship --quick    # only myaas_ship's full and incremental ship figures
 
 Writes bench/results/results.json (every sample), results.md (the table with
 goals) and ready_time.png (instance ready time against template size).
@@ -21,6 +22,7 @@ sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
 import personal_dump  # noqa: E402  pylint: disable=wrong-import-position
 import physical_import  # noqa: E402  pylint: disable=wrong-import-position
+import shipping  # noqa: E402  pylint: disable=wrong-import-position
 from rig import PG_IMAGE, provision, run_module, sh, teardown  # noqa: E402  pylint: disable=wrong-import-position
 
 GENERATOR = os.path.join(ROOT, "tools", "make_sample_dump.py")
@@ -209,7 +211,7 @@ def run(args):
         assert rig.provision.returncode == 0, rig.provision.stdout[-3000:]
         figures = results["figures"]
         templates = {}
-        for label, customers in ((("small", args.small),) if args.only != "import" else ()) + (("large", args.large),):
+        for label, customers in ((("small", args.small),) if not args.only else ()) + (("large", args.large),):
             dump = make_dump(rig, customers, label)
             seconds, imported = timed(lambda dump=dump, label=label: rig.template(label, dump))
             assert imported["changed"], imported
@@ -218,15 +220,18 @@ def run(args):
                                 "timings": imported["template"]["timings"]}
             print("template %s: %.1f MB dump imported in %.1f s" % (label, templates[label]["dump_bytes"] / MB, seconds))
         results["templates"] = templates
-        if args.only != "import":
+        if not args.only:
             serving(rig, args, templates, figures)
-        figures["physical"] = physical_import.physical_vs_logical(
-            rig, "large", templates["large"]["import_seconds"], templates["large"]["timings"])
-        figures["logical_phases"] = physical_import.logical_phases(
-            rig, os.path.join(rig.base, "large.sql"), rig.image, "large", templates["large"]["timings"])
-        figures["parallel_load"] = physical_import.parallel_load(
-            rig, os.path.join(rig.base, "large.sql"), rig.image, "large")
-        figures["dumped_import"] = physical_import.dumped_import(rig, "large")
+        if args.only != "import":
+            figures["ship"] = shipping.ship_rates(rig, "large")
+        if args.only != "ship":
+            large = os.path.join(rig.base, "large.sql")
+            figures["physical"] = physical_import.physical_vs_logical(
+                rig, "large", templates["large"]["import_seconds"], templates["large"]["timings"])
+            figures["logical_phases"] = physical_import.logical_phases(
+                rig, large, rig.image, "large", templates["large"]["timings"])
+            figures["parallel_load"] = physical_import.parallel_load(rig, large, rig.image, "large")
+            figures["dumped_import"] = physical_import.dumped_import(rig, "large")
     finally:
         teardown(rig, dockerd_was_up)
     return results
@@ -265,7 +270,8 @@ def serving(rig, args, templates, figures):
 
 def goals(figures):
     """(figure, measured, goal, met) rows of the figures this run measured."""
-    return (_serving_goals(figures) if "ready_small" in figures else []) + _import_goals(figures)
+    return ((_serving_goals(figures) if "ready_small" in figures else []) + shipping.goals(figures)
+            + (_import_goals(figures) if "physical" in figures else []))
 
 
 def _serving_goals(figures):
@@ -394,8 +400,8 @@ def main():
     parser.add_argument("--large", type=int, help="customers in the large dump (default 4600000: > 2 GB of SQL)")
     parser.add_argument("--masked", type=int, help="customers in the masking dump (default 100000; quick 5000)")
     parser.add_argument("--pool-size", help="sparse size of the bench pool (default 40G, quick 8G)")
-    parser.add_argument("--only", choices=["import"],
-                        help="import: only the large template's logical and physical import figures")
+    parser.add_argument("--only", choices=["import", "ship"], help="import: only the large template's logical and "
+                        "physical import figures; ship: only myaas_ship's full and incremental ship figures")
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "results"))
     args = parser.parse_args()
     args.runs = args.runs or (3 if args.quick else 10)

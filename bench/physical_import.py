@@ -142,19 +142,23 @@ def parallel_load(rig, dump, image, database, connections=(1, 2, 4)):
             "cpus": os.cpu_count()}
 
 
+def take_backup(container, path, *options):
+    """A mariadb-backup of the MyAAS instance running in ``container``, streamed (xbstream) into ``path``."""
+    # As the OS user root, whom the clone's local root logs in as (unix socket), on MyAAS's socket.
+    with open(path, "wb") as out:
+        taken = subprocess.run(["docker", "exec", "--user", "root", container, "mariadb-backup", "--backup",
+                                "--stream=xbstream", "--user=root", "--socket=/tmp/mysqld.sock", "--target-dir=/tmp"]
+                               + list(options), stdout=out, stderr=subprocess.PIPE, check=False)
+    assert taken.returncode == 0, taken.stderr.decode("utf-8", "replace")[-2000:]
+
+
 def physical_vs_logical(rig, template, logical_seconds, timings):
     """Seconds of the logical import, the physical import of the same database, and the floor; and ratios."""
     instance = rig.instance("physical-source", template=template)
     assert not instance.get("failed"), instance.get("msg")
     backup = os.path.join(rig.base, "%s.xbstream" % template)
     try:
-        # As the OS user root, whom the clone's local root logs in as (unix socket), on MyAAS's socket.
-        with open(backup, "wb") as out:
-            taken = subprocess.run(["docker", "exec", "--user", "root", instance["instance"]["container"],
-                                    "mariadb-backup", "--backup", "--stream=xbstream", "--user=root",
-                                    "--socket=/tmp/mysqld.sock", "--target-dir=/tmp"],
-                                   stdout=out, stderr=subprocess.PIPE, check=False)
-        assert taken.returncode == 0, taken.stderr.decode("utf-8", "replace")[-2000:]
+        take_backup(instance["instance"]["container"], backup)
     finally:
         rig.instance("physical-source", state="absent")
     physical = rig.template(template + "-physical", backup)
