@@ -20,7 +20,10 @@ description:
     UUID. Then C(template.json) is replaced in one atomic rename, as a local import does, so instances made after
     it clone the new generation.
   - A generation that is a snapshot of one the receiver already received (an incremental refresh) is sent with
-    that one as the parent (C(btrfs send -p)); only what changed crosses. Otherwise the whole generation is sent.
+    that one as the parent (C(btrfs send -p)); only what changed crosses. So is a branch, against the generation
+    of another template its instance was cloned from, when the receiver holds it. Otherwise the whole generation
+    is sent.
+  - A generation the source itself received (a server passing a template on) is checked by the UUID it came with.
   - A transfer that fails or is killed leaves the receiver's current generation serving. The next run removes
     what it left and ships again. When the receiver already has the current generation, nothing is sent and the
     result is C(changed=false).
@@ -53,6 +56,13 @@ options:
     type: list
     elements: str
     default: []
+  swap:
+    description:
+      - Make the received generation current on the receiver. With V(false) it is left there, read-only and
+        unused, with what the swap needs beside it, for M(myaas.myaas.myaas_receive) to check on a throw-away
+        server of the receiving host (its row counts against the template's metadata) and swap in.
+    type: bool
+    default: true
   lock_timeout:
     description: Seconds to wait for the receiver's lock on the template (an import or another ship holding it).
     type: int
@@ -104,6 +114,12 @@ parent:
   description: The generation the stream was sent against, for V(incremental).
   returned: success
   type: int
+parent_template:
+  description:
+    - The template of RV(parent). Another template's for a branch, sent against the generation its instance was
+      cloned from when the receiver holds that generation too.
+  returned: success
+  type: str
 bytes_sent:
   description: Bytes of the compressed stream that crossed (0 when nothing was sent).
   returned: success
@@ -116,6 +132,10 @@ rate:
   description: Bytes of the stream per second.
   returned: success
   type: int
+staged:
+  description: The generation was received but left for M(myaas.myaas.myaas_receive) to swap in (O(swap=false)).
+  returned: success
+  type: bool
 pruned:
   description: Generations removed from the receiver because the sender no longer keeps them.
   returned: success
@@ -140,6 +160,7 @@ def main():
             target_pool=dict(type="path", required=True),
             source_via=dict(type="list", elements="str", default=[]),
             target_via=dict(type="list", elements="str", default=[]),
+            swap=dict(type="bool", default=True),
             lock_timeout=dict(type="int", default=3600),
             transfer_timeout=dict(type="int", default=21600),
         ),
@@ -161,12 +182,14 @@ def main():
                   "seconds": 0.0, "rate": 0, "pruned": [],
                   "mode": "none" if steps is None else ("incremental" if steps["parent"] is not None else "full"),
                   "parent": (steps or {}).get("parent"),
+                  "parent_template": (steps or {}).get("parent_template") or (
+                      params["name"] if (steps or {}).get("parent") is not None else None),
                   "diff": {"before": {"generation": before}, "after": {"generation": template["generation"]}}}
         if steps is None or module.check_mode:
             return result
-        sent, seconds = shipper.ship(template, steps, target_subs)
-        result.update(bytes_sent=sent, seconds=round(seconds, 3), rate=int(sent / seconds) if seconds else 0,
-                      pruned=steps["prune"])
+        sent, seconds = shipper.ship(template, steps, target_subs, swap=params["swap"])
+        result.update(staged=not params["swap"], bytes_sent=sent, seconds=round(seconds, 3), rate=int(sent / seconds) if seconds else 0,
+                      pruned=steps["prune"] if params["swap"] else [])
         return result
 
     run_module(module, action)

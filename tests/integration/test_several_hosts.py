@@ -21,6 +21,8 @@ from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS, descendants, sh
 from several_hosts import SeveralHosts
 
 SERVERS = ("server-a", "server-b")
+SHIP_TASK = "Receive each template's current generation from the host that holds it"
+RECEIVE_TASK = "Count each received generation's rows on this host, then make it current"
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +69,15 @@ def results(report, task):
 
 
 def failures(report):
-    return dict((host, result.get("msg")) for play in report["plays"] for entry in play["tasks"]
-                for host, result in entry["hosts"].items() if result.get("failed") and not result.get("ignore_errors"))
+    """{host: message} of the failed tasks, with each failed loop item's own message."""
+    found = {}
+    for play in report["plays"]:
+        for entry in play["tasks"]:
+            for host, result in entry["hosts"].items():
+                if result.get("failed") and not result.get("ignore_errors"):
+                    items = [item.get("msg") for item in result.get("results") or [] if item.get("failed")]
+                    found[host] = "%s %s" % (result.get("msg"), items) if items else result.get("msg")
+    return found
 
 
 def template_json(host, name):
@@ -120,7 +129,7 @@ def test_the_nightly_import_ships_to_both_servers(hosts):
     assert rc == 0, failures(report)
     imported = results(report, "Import each dump or backup into its template")
     assert list(imported) == ["importer"]      # the servers import nothing
-    shipped = results(report, "Receive each template's current generation from its importer")
+    shipped = results(report, SHIP_TASK)
     assert sorted(shipped) == sorted(SERVERS)
     hosts.full_bytes = 0
     sent = subvolume(os.path.join(hosts["importer"].pool, "templates", "hshop", "gen-1"))
@@ -132,6 +141,12 @@ def test_the_nightly_import_ships_to_both_servers(hosts):
         received = subvolume(os.path.join(hosts[server].pool, "templates", "hshop", "gen-1"))
         # Made by btrfs receive from the importer's generation, read-only.
         assert received["received"] == sent["uuid"] and received["ro"] == "ro=true", received
+    # Each server counted the received rows on a throw-away server of its own before making it current.
+    for server, run in results(report, RECEIVE_TASK).items():
+        counted = run["results"][0]["row_counts"]
+        table = [key for key in counted if key.split(".")[-1] == "customers"][0]
+        assert counted[table] == {"before": SAMPLE_CUSTOMERS, "after": SAMPLE_CUSTOMERS}, (server, counted)
+        assert all(table["before"] == table["after"] for table in counted.values())
     for server, name in zip(SERVERS, ("ha", "hb")):
         instance, where = new_db(hosts, "-e", "template=hshop", "-e", "instance=" + name, "-e", "host=" + server)
         assert where == server and instance["host"] == hosts[server].address
@@ -143,7 +158,7 @@ def test_the_nightly_import_ships_to_both_servers(hosts):
 def test_an_unchanged_run_ships_nothing(hosts):
     rc, report = playbook(hosts.inventory_path, "import_templates.yml")
     assert rc == 0, failures(report)
-    shipped = results(report, "Receive each template's current generation from its importer")
+    shipped = results(report, SHIP_TASK)
     for server in SERVERS:
         run = shipped[server]["results"][0]
         assert not run["changed"] and run["mode"] == "none" and run["bytes_sent"] == 0, run
@@ -195,7 +210,7 @@ def test_a_killed_transfer_leaves_the_old_generation_serving_and_the_next_run_co
     for server in SERVERS:
         assert template_json(hosts[server], "hshop")["generation"] == 2
         assert subvolume(os.path.join(hosts[server].pool, "templates", "hshop", "gen-2"))["received"] == sent["uuid"]
-    run = results(report, "Receive each template's current generation from its importer")["server-b"]["results"][0]
+    run = results(report, SHIP_TASK)["server-b"]["results"][0]
     assert run["changed"] and run["generation"] == 2, run
     instance, _where = new_db(hosts, "-e", "template=hshop", "-e", "instance=hb-new", "-e", "host=server-b")
     assert count(instance) == SAMPLE_CUSTOMERS + 1
@@ -235,8 +250,8 @@ def test_new_instances_spread_across_servers_by_room_and_are_found_again(hosts):
                                               "container")) == sorted(SERVERS), failures(report)
 
 
-def test_a_branch_ships_to_the_other_servers(hosts):
-    instance, _where = new_db(hosts, "-e", "template=hshop", "-e", "instance=ha")
+def test_a_branch_ships_to_the_other_servers_against_the_generation_they_share(hosts):
+    instance, _where = new_db(hosts, "-e", "template=hshop", "-e", "instance=hbase", "-e", "host=server-a")
     connection = pymysql.connect(host=instance["host"], port=instance["port"], user=instance["user"],
                                  password=instance["password"], database=instance["database"], autocommit=True)
     with connection.cursor() as cursor:
@@ -244,10 +259,13 @@ def test_a_branch_ships_to_the_other_servers(hosts):
                        "SELECT CONCAT('branch-', id, '@example.com'), full_name, city, created_at FROM customers "
                        "WHERE id <= 5")
     connection.close()
-    rc, report = playbook(hosts.inventory_path, "save_db.yml", "-e", "instance=ha", "-e", "branch=hbranch")
+    rc, report = playbook(hosts.inventory_path, "save_db.yml", "-e", "instance=hbase", "-e", "branch=hbranch")
     assert rc == 0, failures(report)
-    shipped = results(report, "Ship the branch to the other servers, as imports are")
-    assert shipped["server-b"]["changed"] and shipped["server-b"]["bytes_sent"] > 0, shipped
+    run = results(report, SHIP_TASK)["server-b"]["results"][0]
+    # server-b holds hshop's generation 2, which the branch's instance was cloned from: only the change crosses.
+    assert run["changed"] and run["mode"] == "incremental", run
+    assert run["parent_template"] == "hshop" and run["parent"] == 2, run
+    assert 0 < run["bytes_sent"] < hosts.full_bytes * 0.2, (run["bytes_sent"], hosts.full_bytes)
     assert subvolume(os.path.join(hosts["server-b"].pool, "templates", "hbranch", "gen-1"))["ro"] == "ro=true"
     branch, where = new_db(hosts, "-e", "template=hbranch", "-e", "instance=hbr", "-e", "host=server-b")
-    assert where == "server-b" and count(branch) == SAMPLE_CUSTOMERS + 5      # ha was cloned from generation 1
+    assert where == "server-b" and count(branch) == SAMPLE_CUSTOMERS + 1 + 5

@@ -46,12 +46,16 @@ def receivers(target):
 
 
 def served(target):
-    with open(os.path.join(target, "templates", "ship-shop", "template.json"), encoding="utf-8") as handle:
+    return served_as(target, "ship-shop")
+
+
+def served_as(target, template):
+    with open(os.path.join(target, "templates", template, "template.json"), encoding="utf-8") as handle:
         return json.load(handle)["generation"]
 
 
-def customers_on(rig, target, name):
-    made = run_module("myaas_instance", {"name": name, "template": "ship-shop", "pool": target})
+def customers_on(rig, target, name, template="ship-shop"):
+    made = run_module("myaas_instance", {"name": name, "template": template, "pool": target})
     assert not made.get("failed"), made.get("msg")
     try:
         return rig.query(made["instance"], "SELECT COUNT(*) FROM customers")[0][0]
@@ -126,3 +130,38 @@ def test_a_template_ships_to_another_pool_once_and_a_killed_transfer_leaves_the_
         assert subvolume(receiving)["Received UUID"] == sent["UUID"]
         assert customers_on(rig, target, "ship-clone-3") == SAMPLE_CUSTOMERS
     rig.template("ship-shop", None, state="absent")
+
+
+def test_a_received_generation_becomes_current_only_when_its_row_counts_are_the_importers(rig, workdir):
+    rig.sample_template("ship-rows")
+    with rig.small_pool(workdir, "2G") as target:
+        folder = os.path.join(target, "templates", "ship-rows")
+        ship = {"name": "ship-rows", "source_pool": rig.pool, "target_pool": target, "swap": False}
+        staged = run_module("myaas_ship", ship)
+        assert staged["changed"] and staged["staged"], staged.get("msg", staged)
+        # Delivered, but not current: nothing names it yet.
+        assert os.path.isdir(os.path.join(folder, "gen-1")) and not os.path.exists(os.path.join(folder, "template.json"))
+        # The importer recorded one row more in a table than the generation holds: as if the data arrived short.
+        delivery_path = os.path.join(folder, ".ship-gen-1.json")
+        with open(delivery_path, encoding="utf-8") as handle:
+            delivery = json.load(handle)
+        table = [key for key in delivery["template"]["row_counts"] if key.split(".")[-1] == "customers"][0]
+        assert delivery["template"]["row_counts"][table] == SAMPLE_CUSTOMERS
+        delivery["template"]["row_counts"][table] += 1
+        with open(delivery_path, "w", encoding="utf-8") as handle:
+            json.dump(delivery, handle)
+        refused = run_module("myaas_receive", {"name": "ship-rows", "pool": target})
+        assert refused.get("failed") and "%s: %d rows recorded, %d received" % (
+            table, SAMPLE_CUSTOMERS + 1, SAMPLE_CUSTOMERS) in refused["msg"], refused.get("msg", refused)
+        assert not os.path.exists(os.path.join(folder, "gen-1")) and not os.path.exists(delivery_path)
+        assert not os.path.exists(os.path.join(folder, "template.json"))
+        assert not rig.containers(role="verify", pool=target)
+        # Shipped again and left as it came, it is counted, found whole, and made current.
+        assert run_module("myaas_ship", ship)["staged"]
+        received = run_module("myaas_receive", {"name": "ship-rows", "pool": target})
+        assert received["changed"] and received["generation"] == 1, received.get("msg", received)
+        assert received["row_counts"][table] == {"before": SAMPLE_CUSTOMERS, "after": SAMPLE_CUSTOMERS}
+        assert served_as(target, "ship-rows") == 1
+        assert not run_module("myaas_receive", {"name": "ship-rows", "pool": target})["changed"]
+        assert not run_module("myaas_ship", dict(ship, swap=True))["changed"]
+        assert customers_on(rig, target, "ship-rows-clone", template="ship-rows") == SAMPLE_CUSTOMERS

@@ -31,7 +31,7 @@ def test_btrfs_subvolume_show_is_read_with_dashes_as_none():
 
 def test_a_new_receiver_gets_the_whole_generation():
     steps = shipping.plan("shop", template(3, [3]), {3: sub("u3")}, None, {})
-    assert steps == {"generation": 3, "uuid": "u3", "parent": None, "leftovers": [], "prune": []}
+    assert steps == {"generation": 3, "uuid": "u3", "parent": None, "parent_path": None, "leftovers": [], "prune": []}
 
 
 def test_a_snapshot_of_a_generation_the_receiver_holds_is_sent_against_it():
@@ -106,3 +106,28 @@ def test_a_remote_side_hands_ssh_one_quoted_string():
     side = shipping.Side("/srv/b", ["ssh", "db2"], runner=type("R", (), {"run": None})())
     assert side.argv(["sh", "-c", "echo 'a b'", "x"]) == ["ssh", "db2", "sh -c 'echo '\"'\"'a b'\"'\"'' x"]
     assert shipping.Side("/srv/b", [], runner=type("R", (), {"run": None})()).argv(["ls", "a b"]) == ["ls", "a b"]
+
+
+def test_a_generation_the_source_received_is_known_by_the_uuid_it_came_with():
+    # server-a passes on what it received from the importer (i2): the copy on server-b carries i2 too.
+    source = {3: sub("a3", received="i3"), 2: sub("a2", received="i2")}
+    steps = shipping.plan("shop", template(3, [2, 3]), source, template(2, [2]), {2: sub("b2", received="i2")})
+    assert steps["uuid"] == "i3"
+    assert shipping.plan("shop", template(3, [2, 3]), source, template(3, [3]), {3: sub("b3", received="i3")}) is None
+
+
+LISTING = """ID 256 gen 9 top level 5 parent_uuid -    received_uuid i1   uuid a1 path templates/shop/gen-1
+ID 260 gen 12 top level 5 parent_uuid a1     received_uuid -    uuid inst path instances/alice/data
+ID 261 gen 13 top level 5 parent_uuid inst   received_uuid -    uuid br1 path templates/shop-bug/gen-1
+"""
+
+
+def test_a_branch_is_sent_against_the_generation_its_instance_was_cloned_from():
+    listed = shipping.parse_list(LISTING)
+    assert listed["inst"] == {"parent_uuid": "a1", "received_uuid": None, "path": "instances/alice/data"}
+    # The instance is writable (no parent for btrfs send); shop gen-1 is read-only and server-b received it as i1.
+    found = shipping.shared_parent(sub("br1", parent="inst"), listed, {"a1", "br1"}, {"b1", "i1"})
+    assert found["path"] == "templates/shop/gen-1" and found["uuid"] == "a1"
+    # Without that generation on the receiver, or with it writable on the sender, the branch goes whole.
+    assert shipping.shared_parent(sub("br1", parent="inst"), listed, {"a1", "br1"}, {"b1"}) is None
+    assert shipping.shared_parent(sub("br1", parent="inst"), listed, {"br1"}, {"i1"}) is None

@@ -35,6 +35,9 @@ from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import RECORD_KEYS
 
 METADATA = "template.json"
+# What a ship with swap=false leaves beside the generation it delivered, for
+# myaas_receive to check and swap in on the receiving host.
+STAGED = ".ship-gen-%d.json"
 CHUNK = 1024 * 1024
 # Both scripts below act only if the receiver's template.json is still what
 # this run planned from (its sha256, or "none"): another ship or an import
@@ -58,6 +61,7 @@ for left in "$@"; do
     btrfs property set -f -ts "$folder/$left" ro false >/dev/null 2>&1 || true
     btrfs subvolume delete "$folder/$left" >/dev/null
 done
+rm -f "$folder"/.ship-gen-*.json
 zstd --decompress --quiet | btrfs receive --quiet "$folder"
 """
 # Run on the receiver, under the template's lock: check what arrived, then
@@ -150,6 +154,43 @@ def parse_show(output):
                 for name, key in (("uuid", "UUID"), ("parent_uuid", "Parent UUID"), ("received_uuid", "Received UUID")))
 
 
+def identity(sub):
+    """The UUID a subvolume's copies are known by: btrfs send carries a received subvolume's Received UUID."""
+    return sub.get("received_uuid") or sub["uuid"]
+
+
+def parse_list(output):
+    """{uuid: {"parent_uuid", "received_uuid", "path"}} from ``btrfs subvolume list -u -q -R`` (paths from the top)."""
+    found = {}
+    for line in output.splitlines():
+        fields = re.search(r"parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path (.+)$", line)
+        if fields:
+            parent, received, uuid, path = fields.groups()
+            found[uuid] = {"parent_uuid": None if parent == "-" else parent,
+                           "received_uuid": None if received == "-" else received, "path": path.strip()}
+    return found
+
+
+def shared_parent(sent, source_all, source_read_only, target_known):
+    """The nearest read-only subvolume above ``sent`` (by snapshots) that the target holds a copy of, or None.
+
+    ``source_all``: parse_list() of the source's filesystem; ``source_read_only``:
+    the UUIDs of its read-only subvolumes (btrfs send -p needs one);
+    ``target_known``: the UUIDs and Received UUIDs on the target's. A branch
+    is a snapshot of an instance, itself a snapshot of a generation the
+    other servers received too: sent against it, only what the instance
+    changed crosses. Returns the parent's entry of ``source_all``.
+    """
+    ancestor, seen = sent.get("parent_uuid"), set()
+    while ancestor and ancestor in source_all and ancestor not in seen:
+        seen.add(ancestor)
+        entry = source_all[ancestor]
+        if ancestor in source_read_only and (entry["received_uuid"] or ancestor) in target_known:
+            return dict(entry, uuid=ancestor)
+        ancestor = entry["parent_uuid"]
+    return None
+
+
 def plan(name, source, source_subvolumes, target, target_subvolumes, lineage=None):
     """What shipping the source's current generation needs: None when the target has it, else a dict.
 
@@ -179,16 +220,17 @@ def plan(name, source, source_subvolumes, target, target_subvolumes, lineage=Non
     # Only generations the receiver's template.json names can be parents: a leftover is removed first.
     received = dict((sub["received_uuid"], number) for number, sub in target_subvolumes.items()
                     if sub and sub.get("received_uuid") and number in listed)
-    if target and target.get("generation") == generation and received.get(sent["uuid"]) == generation:
+    if target and target.get("generation") == generation and received.get(identity(sent)) == generation:
         return None
     parent = None
     numbers = dict((sub["uuid"], number) for number, sub in source_subvolumes.items() if sub)
+    copies = dict((identity(sub), number) for number, sub in source_subvolumes.items() if sub)
     ancestors = dict(lineage or {}, **dict((sub["uuid"], sub.get("parent_uuid")) for sub in source_subvolumes.values()
                                            if sub))
     ancestor, seen = sent.get("parent_uuid"), set()
     while ancestor and ancestor not in seen:
         seen.add(ancestor)
-        if ancestor in numbers and ancestor in received:
+        if ancestor in numbers and identity(source_subvolumes[numbers[ancestor]]) in received:
             parent = numbers[ancestor]
             break
         ancestor = ancestors.get(ancestor)
@@ -196,10 +238,10 @@ def plan(name, source, source_subvolumes, target, target_subvolumes, lineage=Non
         # A physical refresh whose files were reflinked from the previous base (pg_combinebackup
         # --copy-file-range) shares blocks with the previous generation without being its snapshot:
         # sent against it, those blocks cross as clones.
-        older = [numbers[uuid] for uuid in received if uuid in numbers and numbers[uuid] < generation]
+        older = [copies[uuid] for uuid in received if uuid in copies and copies[uuid] < generation]
         parent = max(older) if older else None
     kept = [record["generation"] for record in source.get("generations") or [source]]
-    return {"generation": generation, "uuid": sent["uuid"], "parent": parent,
+    return {"generation": generation, "uuid": identity(sent), "parent": parent, "parent_path": None,
             # What a killed or failed ship left: not named by the receiver's template.json.
             "leftovers": sorted(number for number in target_subvolumes if number not in listed),
             "prune": sorted(number for number in target_subvolumes
@@ -246,7 +288,26 @@ class Shipper:
             theirs.add(target["generation"])
         source_subs = self.subvolumes(self.source, numbers)
         target_subs = dict((number, sub) for number, sub in self.subvolumes(self.target, sorted(theirs)).items() if sub)
-        return source, target, plan(self.name, source, source_subs, target, target_subs, self.lineage()), target_subs
+        steps = plan(self.name, source, source_subs, target, target_subs, self.lineage())
+        if steps and steps["parent"] is None:
+            self.find_shared_parent(steps, source_subs[source["generation"]])
+        return source, target, steps, target_subs
+
+    def find_shared_parent(self, steps, sent):
+        """Another template's generation to send against (a branch's origin), set in ``steps`` if there is one."""
+        def listing(side, *flags):
+            return parse_list(side.run(["btrfs", "subvolume", "list"] + list(flags) + ["-u", "-q", "-R", side.pool])[1])
+
+        theirs = listing(self.target)
+        known = set(theirs) | set(entry["received_uuid"] for entry in theirs.values() if entry["received_uuid"])
+        found = shared_parent(sent, listing(self.source), set(listing(self.source, "-r")), known)
+        # Listed paths start at the filesystem's top: the parent must be a generation of this pool.
+        match = re.search(r"(?:^|/)templates/([^/]+)/gen-(\d+)$", (found or {}).get("path", ""))
+        if not match:
+            return
+        path = self.source.generation(match.group(1), int(match.group(2)))
+        if (self.source.subvolume(path) or {}).get("uuid") == found["uuid"]:
+            steps.update(parent=int(match.group(2)), parent_template=match.group(1), parent_path=path)
 
     def lineage(self):
         """{uuid: parent uuid} of the source's bases (base-N, kept for incremental backups)."""
@@ -259,11 +320,11 @@ class Shipper:
                 found[sub["uuid"]] = sub.get("parent_uuid")
         return found
 
-    def ship(self, source, steps, target_subs):
-        """Send, receive, check and swap; returns (bytes sent, seconds)."""
+    def ship(self, source, steps, target_subs, swap=True):
+        """Send, receive, check and swap (or stage, without ``swap``); returns (bytes sent, seconds)."""
         send = ["btrfs", "send", "--quiet"]
         if steps["parent"] is not None:
-            send += ["-p", self.source.generation(self.name, steps["parent"])]
+            send += ["-p", steps.get("parent_path") or self.source.generation(self.name, steps["parent"])]
         send += [self.source.generation(self.name, steps["generation"])]
         sender_argv = self.source.argv(["bash", "-c", 'set -o pipefail; "$@" | zstd -1 --quiet', "myaas-send"] + send)
         receiver_argv = self.target.argv(["bash", "-c", RECEIVE_SCRIPT, "myaas-receive", self.target.folder(self.name),
@@ -275,6 +336,13 @@ class Shipper:
         seconds = time.monotonic() - started
         kept = (set(target_subs) - set(steps["leftovers"]) - set(steps["prune"])) | {steps["generation"]}
         document = metadata_for(source, self.target.folder(self.name), kept)
+        if not swap:
+            staged = {"generation": steps["generation"], "uuid": steps["uuid"], "expected": self.expected,
+                      "prune": ["gen-%d" % number for number in steps["prune"]], "template": document}
+            path = os.path.join(self.target.folder(self.name), STAGED % steps["generation"])
+            self.target.run(["sh", "-c", 'cat > "$1.tmp" && mv -f "$1.tmp" "$1"', "myaas-stage", path],
+                            data=json.dumps(staged, indent=2, sort_keys=True).encode())
+            return sent, seconds
         self.target.run(["sh", "-c", SWAP_SCRIPT, "myaas-swap", self.target.folder(self.name),
                          self.target.lock(self.name), str(self.lock_timeout), self.expected, str(steps["generation"]),
                          steps["uuid"]]

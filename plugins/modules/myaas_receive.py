@@ -1,0 +1,116 @@
+#!/usr/bin/python
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: myaas_receive
+short_description: Check a template generation that myaas_ship delivered, and make it current
+version_added: 0.3.0
+description:
+  - Runs on the host that received a generation from M(myaas.myaas.myaas_ship) with
+    O(myaas.myaas.myaas_ship#module:swap=false).
+  - Checks that the generation carries the sender's UUID as its Received UUID, then starts a throw-away server of
+    the template's image on a writable snapshot of it and counts the rows of every table. Only when each count
+    equals the one the importer recorded in the template's metadata is C(template.json) replaced, in one atomic
+    rename under the template's lock, as a local import does; generations the sender no longer keeps are pruned.
+  - A branch (M(myaas.myaas.myaas_template) with O(myaas.myaas.myaas_template#module:from_instance)) has no
+    recorded row counts. It passes when its server starts and answers, and the counts are recorded with it.
+  - A generation that fails the check is removed and the module fails naming the tables that differ. The current
+    generation keeps serving, and the next ship sends it again.
+  - Nothing delivered is C(changed=false).
+author: MyAAS team (@myaas)
+extends_documentation_fragment:
+  - myaas.myaas.pool
+options:
+  name:
+    description: The template.
+    type: str
+    required: true
+  lock_timeout:
+    description: Seconds to wait for the template's lock (an import or a ship holding it).
+    type: int
+    default: 3600
+  start_timeout:
+    description: Seconds the throw-away server may take to answer.
+    type: int
+    default: 600
+attributes:
+  check_mode:
+    description: Reports whether a delivered generation waits, and checks nothing.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Receive shop from the importer, without making it current yet
+  myaas.myaas.myaas_ship:
+    name: shop
+    source_pool: /srv/myaas
+    target_pool: /srv/myaas
+    source_via: [ssh, -o, BatchMode=yes, "root@{{ hostvars['importer1'].ansible_host }}"]
+    target_via: [ssh, -o, BatchMode=yes, "root@{{ ansible_host }}"]
+    swap: false
+  delegate_to: localhost
+
+- name: Count its rows on this host, then make it current
+  myaas.myaas.myaas_receive:
+    name: shop
+    pool: /srv/myaas
+"""
+
+RETURN = r"""
+generation:
+  description: The generation made current; null when nothing was delivered.
+  returned: success
+  type: int
+  sample: 7
+row_counts:
+  description: Every table's rows as recorded by the importer (C(before), null for a branch) and counted here (C(after)).
+  returned: success
+  type: dict
+  sample: {shop.customers: {before: 6000, after: 6000}}
+seconds:
+  description: Seconds the check and the swap took.
+  returned: when a generation was made current
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
+from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
+from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
+from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.received import Receiver, receive_all
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            pool=dict(type="path", default="/var/lib/myaas"),
+            name=dict(type="str", required=True),
+            lock_timeout=dict(type="int", default=3600),
+            start_timeout=dict(type="int", default=600),
+        ),
+        supports_check_mode=True,
+    )
+
+    def action():
+        params = module.params
+        check_name("template", params["name"])
+        runner = Runner(module)
+        runner.require("btrfs", "docker", "flock")
+        pool = Pool(params["pool"], runner)
+        pool.ensure_layout()
+        receiver = Receiver(pool, Docker(runner), runner, params["name"], params["lock_timeout"],
+                            params["start_timeout"])
+        return receive_all(receiver, module.check_mode)
+
+    run_module(module, action)
+
+
+if __name__ == "__main__":
+    main()
