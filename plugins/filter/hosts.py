@@ -25,9 +25,9 @@ def holders(seen, name):
     return placement.holders(_plain(seen), name)
 
 
-def ssh_command(hostvars, become=True):
+def ssh_command(hostvars, become=True, host_key_checking=True):
     try:
-        return placement.ssh_command(hostvars, become)
+        return placement.ssh_command(hostvars, bool(become), str(host_key_checking).lower() not in ("false", "no", "0"))
     except MyaasError as error:
         raise AnsibleFilterError(str(error)) from error
 

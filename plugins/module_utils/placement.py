@@ -10,6 +10,7 @@ collection's filters; nothing here connects anywhere.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shlex
 
@@ -78,16 +79,22 @@ def place(seen, name, template, generation=None, min_memory=MIN_MEMORY, min_pool
                                         -seen[host]["room"]["pool_free"], host))
 
 
-def ssh_command(hostvars, become=True):
+def ssh_command(hostvars, become=True, host_key_checking=True):
     """The argv prefix that runs a command on a host as Ansible reaches it ([] for a local connection).
 
     From the host's connection variables (address, port, user, key, extra
-    ssh arguments); with a user other than root, commands run under
-    ``sudo -n`` unless ``become`` is false.
+    ssh arguments). A user other than root (the controller's own when
+    ``ansible_user`` is unset, as for ssh) runs commands under ``sudo -n``
+    unless ``become`` or the host's ``ansible_become`` is false. With
+    ``host_key_checking`` false (Ansible's HOST_KEY_CHECKING), unknown host
+    keys are accepted, as Ansible then does. Raises MyaasError for a host
+    that needs a become password: commands are piped, sudo cannot ask.
     """
     if hostvars.get("ansible_connection") == "local":
         return []
     argv = ["ssh", "-o", "BatchMode=yes"]
+    if not host_key_checking:
+        argv += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
     port = hostvars.get("ansible_port") or hostvars.get("ansible_ssh_port")
     if port:
         argv += ["-p", str(port)]
@@ -101,6 +108,12 @@ def ssh_command(hostvars, become=True):
     if not address:
         raise MyaasError("A host has neither ansible_host nor inventory_hostname: cannot reach it with ssh.")
     argv.append("%s@%s" % (user, address) if user else str(address))
-    if become and user and user != "root":
+    sudo = become and str(hostvars.get("ansible_become", True)).lower() not in ("false", "no", "0") and \
+        (user or getpass.getuser()) != "root"
+    if sudo and (hostvars.get("ansible_become_password") or hostvars.get("ansible_become_pass")):
+        raise MyaasError("Host %s needs a become password, but shipping pipes btrfs streams through sudo -n, which "
+                         "cannot ask for one: allow %s passwordless sudo for btrfs, zstd, bash and flock, or "
+                         "connect as root." % (hostvars.get("inventory_hostname") or address, user))
+    if sudo:
         argv += ["sudo", "-n"]
     return argv

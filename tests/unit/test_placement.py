@@ -73,6 +73,20 @@ def test_ssh_command_follows_ansible_connection_variables():
         "deploy@db3"
 
 
+def test_ssh_command_asks_sudo_only_when_it_can_and_must(monkeypatch):
+    monkeypatch.setattr(placement.getpass, "getuser", lambda: "ci")
+    # No ansible_user: ssh logs in as the controller's user, here not root.
+    assert placement.ssh_command({"inventory_hostname": "db3"})[-3:] == ["db3", "sudo", "-n"]
+    assert placement.ssh_command({"inventory_hostname": "db3", "ansible_user": "deploy",
+                                  "ansible_become": False})[-1] == "deploy@db3"
+    with pytest.raises(MyaasError, match="needs a become password"):
+        placement.ssh_command({"inventory_hostname": "db3", "ansible_user": "deploy",
+                               "ansible_become_password": "secret"})
+    lax = placement.ssh_command({"inventory_hostname": "db3", "ansible_user": "root"}, host_key_checking=False)
+    assert lax[:7] == ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+                       "UserKnownHostsFile=/dev/null"]
+
+
 def test_room_reads_available_memory_and_the_pools_free_space(tmp_path):
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       16000000 kB\nMemAvailable:    2048 kB\n")

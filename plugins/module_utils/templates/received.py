@@ -23,11 +23,20 @@ import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import write_init_file
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json, write_init_file
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import labels
+from ansible_collections.myaas.myaas.plugins.module_utils.names import pool_tag
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.checks import TemplateChecks
-from ansible_collections.myaas.myaas.plugins.module_utils.templates.shipping import SWAP_SCRIPT, Side, STAGED
+from ansible_collections.myaas.myaas.plugins.module_utils.templates.shipping import METADATA, SWAP_SCRIPT, Side, STAGED
 from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import compare_counts
+
+
+def _unlink(path):
+    # Another ship may have removed it already (its receive clears staged files).
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def staged(pool, name):
@@ -82,14 +91,17 @@ class Receiver:
                                  "recorded: %s. It was removed; the current generation keeps serving."
                                  % (generation, self.name, "; ".join(differ[:10])), row_counts=tables)
         except MyaasError:
-            self.pool.delete_subvolume(path)
-            os.unlink(delivery["staged_at"])
+            current = read_json(os.path.join(self.pool.template_dir(self.name), METADATA)) or {}
+            # Unless an overlapping run made it current meanwhile.
+            if current.get("generation") != generation:
+                self.pool.delete_subvolume(path)
+            _unlink(delivery["staged_at"])
             raise
         self.side.run(["sh", "-c", SWAP_SCRIPT, "myaas-swap", self.pool.template_dir(self.name),
                        self.pool.lock_path("template", self.name), str(self.lock_timeout), delivery["expected"],
                        str(generation), delivery["uuid"]] + list(delivery.get("prune") or []),
                       data=json.dumps(delivery["template"], indent=2, sort_keys=True).encode())
-        os.unlink(delivery["staged_at"])
+        _unlink(delivery["staged_at"])
         return tables
 
     def count_rows(self, template, path, generation):
@@ -99,8 +111,10 @@ class Receiver:
             raise MyaasError("Image %s, which serves template %s, is not on this host. Make it available with the "
                              "role myaas.myaas.host (host_images)." % (template["image"], self.name))
         data = os.path.join(self.pool.template_dir(self.name), ".verify-%d" % generation)
-        container = "myaas-verify-%s-%d" % (self.name, generation)
-        self.pool.delete_subvolume(data)
+        container = "myaas-verify-%s-%s-%d" % (pool_tag(self.pool.path), self.name, generation)
+        # What a killed check left, of any generation.
+        for left in glob.glob(os.path.join(self.pool.template_dir(self.name), ".verify-*")):
+            self.pool.delete_subvolume(left)
         self.pool.snapshot(path, data)
         try:
             init_sql = engine.upgrade_init_sql()

@@ -298,7 +298,11 @@ class Shipper:
         def listing(side, *flags):
             return parse_list(side.run(["btrfs", "subvolume", "list"] + list(flags) + ["-u", "-q", "-R", side.pool])[1])
 
-        theirs = listing(self.target)
+        # Not this template's own subvolumes: the receiver removes its leftovers before receiving (and its
+        # listed generations were already tried as parents).
+        own = "templates/%s/" % self.name
+        theirs = dict((uuid, entry) for uuid, entry in listing(self.target).items()
+                      if ("/" + own) not in ("/" + entry["path"]))
         known = set(theirs) | set(entry["received_uuid"] for entry in theirs.values() if entry["received_uuid"])
         found = shared_parent(sent, listing(self.source), set(listing(self.source, "-r")), known)
         # Listed paths start at the filesystem's top: the parent must be a generation of this pool.
