@@ -87,8 +87,10 @@ def test_awx_setup_playbook_and_surveys_fit_the_playbooks(tmp_path):
     for name, names in variables.items():
         with open(os.path.join(ROOT, "playbooks", name + ".yml"), encoding="utf-8") as handle:
             text = handle.read()
-        with open(os.path.join(ROOT, "playbooks", "vars", "requester.yml"), encoding="utf-8") as handle:
-            text += handle.read()
+        # What every playbook imports: the requester's variables, and the hosts (myaas_hosts) it runs on.
+        for shared in (os.path.join("vars", "requester.yml"), "check_hosts.yml"):
+            with open(os.path.join(ROOT, "playbooks", shared), encoding="utf-8") as handle:
+                text += handle.read()
         for variable in names:
             assert variable in text, (name, variable)
 
