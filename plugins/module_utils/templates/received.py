@@ -23,12 +23,11 @@ import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json, write_init_file
-from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import labels
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json
 from ansible_collections.myaas.myaas.plugins.module_utils.names import pool_tag
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.checks import TemplateChecks
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.shipping import METADATA, SWAP_SCRIPT, Side, STAGED
-from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import compare_counts
+from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import compare_counts, start_throwaway_server
 
 
 def _unlink(path):
@@ -117,20 +116,9 @@ class Receiver:
             self.pool.delete_subvolume(left)
         self.pool.snapshot(path, data)
         try:
-            init_sql = engine.upgrade_init_sql()
-            if init_sql:
-                write_init_file(data, engine.init_file, init_sql)
-            owner = os.stat(data)
-            entrypoint, args = engine.command(engine.clone_args())
-            self.docker.remove(container, self.pool.path)
-            self.docker.run({
-                "name": container, "image": template["image"], "user": "%d:%d" % (owner.st_uid, owner.st_gid),
-                "entrypoint": entrypoint, "args": args, "network": "none", "stop_signal": engine.stop_signal,
-                "labels": labels(role="verify", template=self.name, pool=self.pool.path, engine=engine.name),
-                "mounts": [{"type": "bind", "source": data, "target": engine.datadir}],
-            })
-            self.docker.wait_until_answers(container, engine.ready_probe(), engine.exec_user,
-                                           ("start_timeout", self.start_timeout), "The received generation's server", 0.1)
+            start_throwaway_server(self.docker, engine, self.pool.path, container, template["image"], data,
+                                   dict(role="verify", template=self.name), ("start_timeout", self.start_timeout),
+                                   "The received generation's server")
             gate = TemplateChecks(self.docker, engine, container, template.get("databases") or [], {})
             return gate.row_counts(gate.columns())
         finally:

@@ -68,6 +68,24 @@ def compare_counts(before, after):
     return tables, problems
 
 
+def start_throwaway_server(docker, engine, pool_path, container, image, data, role_labels, timeout, what):
+    """Start ``image``'s server on the datadir ``data`` as its owner, with no network, logged in locally only
+    (the engine's init file); return once it answers. ``timeout``: (option name, seconds). Raises MyaasError."""
+    init_sql = engine.upgrade_init_sql()
+    if init_sql:
+        write_init_file(data, engine.init_file, init_sql)
+    owner = os.stat(data)
+    entrypoint, args = engine.command(engine.clone_args())
+    docker.remove(container, pool_path)
+    docker.run({
+        "name": container, "image": image, "user": "%d:%d" % (owner.st_uid, owner.st_gid),
+        "entrypoint": entrypoint, "args": args, "network": "none", "stop_signal": engine.stop_signal,
+        "labels": labels(pool=pool_path, engine=engine.name, **role_labels),
+        "mounts": [{"type": "bind", "source": data, "target": engine.datadir}],
+    })
+    docker.wait_until_answers(container, engine.ready_probe(), engine.exec_user, timeout, what, 0.1)
+
+
 class Rehearsal:
     """One upgrade of the snapshot at ``steps.paths["data"]`` from the template's image to ``meta["upgrade_to"]``."""
 
@@ -170,22 +188,9 @@ class Rehearsal:
         self._lap("ownership")
 
     def _start(self, image):
-        init_sql = self.engine.upgrade_init_sql()
-        data = os.stat(self.data)
-        if init_sql:
-            write_init_file(self.data, self.engine.init_file, init_sql)
-        entrypoint, args = self.engine.command(self.engine.clone_args())
-        self.docker.remove(self.container, self.pool.path)
-        self.docker.run({
-            "name": self.container, "image": image, "user": "%d:%d" % (data.st_uid, data.st_gid),
-            "entrypoint": entrypoint, "args": args, "network": "none", "stop_signal": self.engine.stop_signal,
-            "labels": labels(role="upgrade", instance=self.meta["name"], template=self.meta["template"],
-                             pool=self.pool.path, engine=self.engine.name),
-            "mounts": [{"type": "bind", "source": self.data, "target": self.engine.datadir}],
-        })
-        self.docker.wait_until_answers(self.container, self.engine.ready_probe(), self.engine.exec_user,
-                                       ("upgrade_timeout", self.steps.params["upgrade_timeout"]),
-                                       "The upgraded server", 0.1)
+        start_throwaway_server(self.docker, self.engine, self.pool.path, self.container, image, self.data,
+                               dict(role="upgrade", instance=self.meta["name"], template=self.meta["template"]),
+                               ("upgrade_timeout", self.steps.params["upgrade_timeout"]), "The upgraded server")
         log = self.docker.logs(self.container, tail=2000)
         warnings, errors = self.engine.startup_findings(log)
         self.report["server_upgrade"] = self.engine.upgrade_log(log)
