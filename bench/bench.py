@@ -3,6 +3,7 @@
     python bench/bench.py            # full: ~20 MB and >= 2 GB templates, n = 10
     python bench/bench.py --quick    # small machines and `make test`: tiny sizes, n = 3
     python bench/bench.py --only ship --quick    # only myaas_ship's full and incremental ship figures
+    python bench/bench.py --only speed           # module call, warm clone, ten at once, new_db.yml, each / its floor
 
 Writes bench/results/results.json (every sample), results.md (the table with
 goals) and ready_time.png (instance ready time against template size).
@@ -23,6 +24,7 @@ sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 import personal_dump  # noqa: E402  pylint: disable=wrong-import-position
 import physical_import  # noqa: E402  pylint: disable=wrong-import-position
 import shipping  # noqa: E402  pylint: disable=wrong-import-position
+import speed  # noqa: E402  pylint: disable=wrong-import-position
 from rig import PG_IMAGE, provision, run_module, sh, teardown  # noqa: E402  pylint: disable=wrong-import-position
 
 GENERATOR = os.path.join(ROOT, "tools", "make_sample_dump.py")
@@ -211,6 +213,10 @@ def run(args):
         assert rig.provision.returncode == 0, rig.provision.stdout[-3000:]
         figures = results["figures"]
         templates = {}
+        if args.only == "speed":
+            results["templates"] = {}
+            figures["speed"] = speed.speed(rig, speed_templates(rig, args, results["templates"]), args.runs)
+            return results
         for label, customers in ((("small", args.small),) if not args.only else ()) + (("large", args.large),):
             dump = make_dump(rig, customers, label)
             seconds, imported = timed(lambda dump=dump, label=label: rig.template(label, dump))
@@ -235,6 +241,20 @@ def run(args):
     finally:
         teardown(rig, dockerd_was_up)
     return results
+
+
+def speed_templates(rig, args, templates):
+    """The small dump imported on each engine: {engine: (template, image, dump)}."""
+    made = {}
+    for engine, image, dialect in (("mariadb", rig.image, "mysql"), ("mysql", "myaas/mysql:9.7", "mysql"),
+                                   ("postgresql", PG_IMAGE, "postgresql")):
+        label = "speed-" + engine
+        dump = make_dump(rig, args.small, label, dialect=dialect)
+        imported = rig.template(label, dump, engine=engine, image=image)
+        assert imported["changed"], imported
+        templates[label] = {"dump_bytes": os.path.getsize(dump), "template_bytes": imported["template"]["size_bytes"]}
+        made[engine] = (label, image, dump)
+    return made
 
 
 def serving(rig, args, templates, figures):
@@ -270,7 +290,8 @@ def serving(rig, args, templates, figures):
 
 def goals(figures):
     """(figure, measured, goal, met) rows of the figures this run measured."""
-    return ((_serving_goals(figures) if "ready_small" in figures else []) + shipping.goals(figures)
+    return ((_serving_goals(figures) if "ready_small" in figures else []) + speed.goals(figures)
+            + shipping.goals(figures)
             + (_import_goals(figures) if "physical" in figures else []))
 
 
@@ -400,8 +421,9 @@ def main():
     parser.add_argument("--large", type=int, help="customers in the large dump (default 4600000: > 2 GB of SQL)")
     parser.add_argument("--masked", type=int, help="customers in the masking dump (default 100000; quick 5000)")
     parser.add_argument("--pool-size", help="sparse size of the bench pool (default 40G, quick 8G)")
-    parser.add_argument("--only", choices=["import", "ship"], help="import: only the large template's logical and "
-                        "physical import figures; ship: only myaas_ship's full and incremental ship figures")
+    parser.add_argument("--only", choices=["import", "ship", "speed"], help="import: only the large template's "
+                        "logical and physical import figures; ship: only myaas_ship's full and incremental ship "
+                        "figures; speed: only an instance's time against the server's own (issue 24's ratios)")
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "results"))
     args = parser.parse_args()
     args.runs = args.runs or (3 if args.quick else 10)

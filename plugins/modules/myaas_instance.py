@@ -30,6 +30,10 @@ options:
   template:
     description:
       - The template to clone. Required to create an instance.
+      - When the template keeps warm clones (C(warm) of M(myaas.myaas.myaas_template)) and the request asks for
+        its current generation on their bind address, with no O(port), O(memory), O(cpus) or O(upgrade_to), a
+        warm clone is taken and given the account, faster than any server starts. Another one is started after
+        the module returned.
       - Naming another template than an existing instance's is an error; use O(state=reset) to refresh data.
     type: str
   state:
@@ -263,9 +267,19 @@ instance:
       type: dict
       sample: {before-migration: {created_at: "2026-11-24T09:12:00+00:00", template: shop, generation: 3}}
     timings:
-      description: Seconds per step of a clone - snapshot, prepare (init file, volume), container, server_start_and_login.
+      description:
+        - Seconds per step - module_start (the process's start and imports), lock (waiting for the instance's lock),
+          then for a clone snapshot, prepare (init file, volume, port), container (create and start),
+          server_start_and_login, and metadata.
+        - For a warm clone taken, take (the clone moved to the instance), account (made over the server's socket)
+          and login instead.
       type: dict
       returned: when created or reset
+    warm_clone:
+      description: Where the warm clone the instance was taken from waited (see C(warm) in
+        M(myaas.myaas.myaas_template)); its container keeps that clone's name.
+      type: str
+      returned: when taken from a warm clone
 upgrade:
   description:
     - The report of an upgrade rehearsal (O(upgrade_to)); in check mode only the images.
@@ -317,7 +331,7 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
-from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
+from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import detach, run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_image, check_name
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import parse_range
@@ -387,7 +401,11 @@ def main():
         runner = Runner(module)
         runner.require("btrfs", "docker")
         manager = InstanceManager(Pool(params["pool"], runner), Docker(runner), get_engine, params, module.check_mode)
-        return manager.apply()
+        result = manager.apply()
+        if manager.after_return:
+            # A warm clone was taken: its replacement starts after this run returned.
+            detach(manager.after_return)
+        return result
 
     run_module(module, action)
 

@@ -68,6 +68,13 @@ reasons:
   returned: always
   type: dict
   sample: {shop-alice: "expired at 2026-11-25T08:00:00+00:00"}
+warm:
+  description:
+    - By template, what refilling its warm clones did - made, removed, ready; or C(error) when one could not be
+      made (or another run held the template's warm lock). Not done in check mode.
+  returned: always
+  type: dict
+  sample: {shop: {made: 1, removed: 1, ready: 2}}
 """
 
 import time

@@ -117,6 +117,23 @@ options:
     description: Import again even if nothing changed.
     type: bool
     default: false
+  warm:
+    description:
+      - How many warm clones to keep - servers started on the current generation, with no account anyone knows,
+        each waiting for an instance request (M(myaas.myaas.myaas_instance) takes one and gives it the account,
+        faster than a server starts). Each costs a server's memory; V(0) removes them.
+      - A new generation replaces them. They are refilled after a request took one, by every run of this module
+        and by the reaper. Without this option, the number set before is kept.
+    type: int
+  bind_address:
+    description: The host address the warm clones publish their port on; a request for another one is cloned
+      afresh.
+    type: str
+    default: 127.0.0.1
+  port_range:
+    description: The host ports warm clones take theirs from, as C(LOW-HIGH); the instances' range.
+    type: str
+    default: 13306-13999
   post_import_sql:
     description:
       - SQL files run, in order, after the dump and before freezing (anonymise, trim, add grants).
@@ -375,16 +392,30 @@ removed_leftovers:
   returned: when an import ran
   type: list
   elements: str
+warm:
+  description: The template's warm clones after the run.
+  returned: when the template keeps warm clones, or O(warm) was given
+  type: dict
+  contains:
+    count: {description: How many are kept., type: int, sample: 2}
+    ready: {description: How many are ready now., type: int, sample: 2}
+    made: {description: How many this run started., type: int}
+    removed: {description: "How many this run removed - of an older generation, stopped, or more than O(warm).", type: int}
+    bind_address: {description: The address they publish their port on., type: str, sample: 127.0.0.1}
+    port_range: {description: The ports they take theirs from., type: str, sample: 13306-13999}
 """
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.branches import make_branch
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import ENGINES, get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import warm
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import parse_range
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.warm import WarmPool
 from ansible_collections.myaas.myaas.plugins.module_utils.masking.rules import check_rules
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
@@ -421,6 +452,9 @@ def main():
             masking=dict(type="dict"),
             checks=dict(type="list", elements="str", default=[]),
             max_shrink=dict(type="float", default=0.5),
+            warm=dict(type="int"),
+            bind_address=dict(type="str", default="127.0.0.1"),
+            port_range=dict(type="str", default="13306-13999", fallback=(env_fallback, ["MYAAS_PORT_RANGE"])),
         ),
         required_if=[("state", "present", ["src", "from_instance"], True)],
         mutually_exclusive=[("src", "from_instance")],
@@ -445,13 +479,23 @@ def main():
         runner.require("btrfs", "docker")
         pool, docker = Pool(params["pool"], runner), Docker(runner)
         manager = TemplateManager(pool, docker, get_engine(params["engine"]), params, module.check_mode)
+        clones = WarmPool(pool, docker, get_engine, params["name"], params["lock_timeout"], params["wait_timeout"])
         if params["state"] == "absent":
-            return manager.absent()
+            result = manager.absent()
+            if not module.check_mode:
+                clones.refill()     # the template is gone: so are its warm clones
+            return result
         if params["from_instance"]:
             source = InstanceManager(pool, docker, get_engine, dict(params, name=params["from_instance"]),
                                      module.check_mode)
             return make_branch(manager, source, params["from_bookmark"])
-        return manager.present()
+        result = manager.present()
+        parse_range(params["port_range"])
+        changed, report = warm.apply(clones, params["warm"], params["bind_address"], params["port_range"],
+                                     module.check_mode)
+        if report is not None:
+            result.update(changed=result["changed"] or changed, warm=report)
+        return result
 
     run_module(module, action)
 

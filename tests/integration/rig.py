@@ -38,8 +38,10 @@ def login_refused(port, user, password):
     try:
         pymysql.connect(host="127.0.0.1", port=port, user=user, password=password, connect_timeout=5).close()
     except pymysql.err.OperationalError as exc:
-        # 1045 access denied; 3118 (MySQL) and 4151 (MariaDB) account locked
-        return exc.args[0] in (1045, 3118, 4151)
+        # 1045 access denied (1698 without a password); 1130 no such account for this host; 3118 (MySQL) and 4151 (MariaDB) account locked
+        if exc.args[0] in (1045, 1130, 1698, 3118, 4151):
+            return True
+        raise
     return False
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
+import string
 import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
@@ -19,11 +21,12 @@ from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import F
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import pick_port
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import PortTaken, labels
-from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import metadata_path as template_metadata
-from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import Rehearsal
 
 METADATA = "instance.json"
 SECRET = "secret.json"
+# Warm clones: <pool>/warm/<template>/<slot>/, their record beside their data.
+WARM_FOLDER = "warm"
+WARM_METADATA = "warm.json"
 # Seconds a clone gets to shut down cleanly when stopped.
 STOP_TIMEOUT = 60
 
@@ -52,7 +55,9 @@ def load_instance_or_fail(pool, name):
 
 
 def load_template(pool, name):
-    template = read_json(template_metadata(pool, name))
+    # The importer's own file name; not imported from there, which would load
+    # all of the importer (0.04 s) into every instance request.
+    template = read_json(os.path.join(pool.template_dir(name), "template.json"))
     if template is None:
         if glob.glob(os.path.join(pool.template_dir(name), ".importing-*")):
             raise MyaasError("Template %s is being imported for the first time and has no data yet; "
@@ -62,8 +67,22 @@ def load_template(pool, name):
     return template
 
 
+def new_password(length=24):
+    # Letters and digits only: the password goes into DSNs and shell commands.
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _position in range(length))
+
+
+def default_database(template, engine):
+    """Where a client lands: the schema the dump was loaded into, else the dump's first own one."""
+    return (template["options"]["database"] or (template.get("databases") or [None])[0]
+            or engine.default_database)
+
+
 class CloneSteps:
     """What an instance's manager knows, and the steps that bring its server up on new data."""
+
+    role = "instance"   # the containers' and volumes' org.myaas.role label
 
     def __init__(self, pool, docker, engines, params, check_mode, now=time.time):
         self.pool = pool
@@ -76,6 +95,11 @@ class CloneSteps:
         self.paths = instance_paths(pool, self.name)
         self.container = container_name(pool.path, self.name)
         self.timings = {}   # seconds per step of a clone, returned so the slowest is visible
+        # Seconds before the clone's steps: the module's process start and imports, the lock's wait.
+        self.steps_before_clone = {}
+        self.clone_done = None  # monotonic time when the login answered: what follows is metadata
+        self.warm_link = None   # the slot path of the warm clone this instance was taken from
+        self.after_return = None  # work for after the module returned (refilling warm clones)
         self.upgrade = None  # the report of an upgrade rehearsal, when the clone was upgraded
 
     def _lock(self, kind="instance", name=None):
@@ -92,6 +116,7 @@ class CloneSteps:
         Returns (generation, seconds).
         """
         started = mark = time.monotonic()
+        self.timings.update(self.steps_before_clone)
 
         def lap(step):
             nonlocal mark
@@ -110,33 +135,42 @@ class CloneSteps:
             if meta.get("upgrade_to"):
                 # Before the instance's account exists: the upgraded data is
                 # checked by the server's local superuser, on no network.
+                # Imported here: a rehearsal's code (and what it needs of the
+                # importer) costs every other request 0.04 s of imports.
+                from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import (  # pylint: disable=import-outside-toplevel
+                    Rehearsal)
                 self.upgrade = Rehearsal(self, meta, engine, template, record).run()
                 lap("upgrade")
-        init_sql = engine.lock_accounts_sql([user for user in foreign if user != secret["user"]]) + \
-            engine.init_sql(secret["user"], secret["password"], meta["database"])
+        # A warm clone (no secret) gets no account: only the production accounts locked.
+        user = secret["user"] if secret else None
+        init_sql = engine.lock_accounts_sql([name for name in foreign if name != user]) + \
+            (engine.init_sql(user, secret["password"], meta["database"]) if secret else "")
         init_path = os.path.join(self.paths["data"], engine.init_file)
         if engine.credentials_via == "init_file":
             write_init_file(self.paths["data"], engine.init_file, init_sql)
         if create:
             write_json(self.paths["secret"], secret, mode=0o600)
         self.docker.create_volume(self.container, self.paths["data"],
-                                  labels(role="instance", instance=self.name, pool=self.pool.path))
+                                  labels(role=self.role, instance=self.name, pool=self.pool.path))
         meta["generation"] = generation
         picked = self._reserve_port(meta)
         lap("prepare")
         self._run_container(meta, engine, generation, picked)
         lap("container")
-        if engine.credentials_via == "local_client":
+        if engine.credentials_via == "local_client" or not secret:
             # Through the local client's stdin, as the server's OS superuser:
             # the password is in no argv and no environment.
             self.docker.wait_until_answers(self.container, engine.ready_probe(), engine.exec_user,
                                            ("wait_timeout", self.params["wait_timeout"]),
-                                           "The server of instance %s" % self.name, 0.05)
-            self.docker.exec(self.container, engine.local_client(), data=init_sql, user=engine.exec_user)
-        self._wait_ready(meta, secret, engine)
+                                           "The server of %s %s" % (self.role, self.name), 0.05)
+            if engine.credentials_via == "local_client" and init_sql:
+                self.docker.exec(self.container, engine.local_client(), data=init_sql, user=engine.exec_user)
+        if secret:
+            self._wait_ready(meta, secret, engine)
         lap("server_start_and_login")
         if os.path.exists(init_path):
             os.unlink(init_path)
+        self.clone_done = time.monotonic()
         return generation, round(time.monotonic() - started, 3)
 
     def _snapshot(self, template_name):
@@ -178,7 +212,9 @@ class CloneSteps:
     def _taken_ports(self):
         """{port: instance or container name} of every other instance on the pool and MyAAS container on the host."""
         taken = dict((port, name) for port, name in self.docker.held_ports().items() if name != self.container)
-        for path in glob.glob(os.path.join(self.pool.path, "instances", "*", METADATA)):
+        warm = os.path.join(self.pool.path, WARM_FOLDER, "*")
+        for path in (glob.glob(os.path.join(self.pool.path, "instances", "*", METADATA))
+                     + glob.glob(os.path.join(warm, "*", WARM_METADATA)) + glob.glob(os.path.join(warm, ".*", WARM_METADATA))):
             other = read_json(path)
             if other and other.get("port") and other["name"] != self.name:
                 taken[other["port"]] = other["name"]
@@ -210,7 +246,7 @@ class CloneSteps:
             "user": "%d:%d" % (data.st_uid, data.st_gid),
             "entrypoint": entrypoint,
             "args": args,
-            "labels": labels(role="instance", instance=self.name, template=meta["template"],
+            "labels": labels(role=self.role, instance=self.name, template=meta["template"],
                              generation=generation, pool=self.pool.path, engine=meta["engine"],
                              owner=meta["owner"], port=meta["port"]),
             "mounts": [{"type": "volume", "source": self.container, "target": engine.datadir}],

@@ -11,29 +11,24 @@ from __future__ import annotations
 
 import getpass
 import os
-import secrets
 import shutil
-import string
+import time
 
-from ansible_collections.myaas.myaas.plugins.module_utils.instances import bookmarks
-from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import STOP_TIMEOUT, CloneSteps, load_instance, load_template
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import bookmarks, warm
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import (
+    STOP_TIMEOUT, CloneSteps, default_database, load_instance, load_template, new_password)
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.steps import remove_file, run_every, status_diff
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import (
     LIMITS, VERBS, check_access, planned_settings)
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json, write_json
+from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import process_seconds
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 
 COW_METHOD = "btrfs-snapshot"
 # A fresh clone writes about 12 MiB as its server starts; leave room for that
 # and for a little work before calling the pool full.
 MIN_FREE_BYTES = 64 * 2 ** 20
-_PASSWORD_ALPHABET = string.ascii_letters + string.digits
-
-
-def new_password(length=24):
-    # Letters and digits only: the password goes into DSNs and shell commands.
-    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _position in range(length))
 
 
 def connection(engine, meta, secret):
@@ -45,17 +40,13 @@ def connection(engine, meta, secret):
     return info
 
 
-def default_database(template, engine):
-    """Where a client lands: the schema the dump was loaded into, else the dump's first own one."""
-    return (template["options"]["database"] or (template.get("databases") or [None])[0]
-            or engine.default_database)
-
-
 class InstanceManager(CloneSteps):
     def result(self, changed, meta, action, before=None):
         secret = read_json(self.paths["secret"]) if meta and os.path.exists(self.paths["secret"]) else None
         info = connection(self.engines(meta["engine"]), meta, secret) if meta and secret else meta
         if info and self.timings:
+            if self.clone_done:
+                self.timings["metadata"] = round(time.monotonic() - self.clone_done, 4)
             info = dict(info, timings=self.timings)
         result = {"changed": changed, "operation": action, "instance": info,
                   "diff": {"before": before or {}, "after": meta or {}}}
@@ -71,13 +62,17 @@ class InstanceManager(CloneSteps):
     # -- entry points ----------------------------------------------------
     def apply(self):
         state = self.params["state"]
+        self.steps_before_clone["module_start"] = process_seconds()
+        mark = time.monotonic()
         self.pool.ensure_layout()
         with self._lock():
+            self.steps_before_clone["lock"] = round(time.monotonic() - mark, 4)
             meta = load_instance(self.pool, self.name)
             if meta:
                 check_access(meta, self.params, state)
-                # Instances made before names carried the pool keep their container's name.
+                # Instances made before names carried the pool, and warm clones taken, keep their container's name.
                 self.container = meta.get("container", self.container)
+                self.warm_link = meta.get("warm_clone")
             bookmark = self.params.get("bookmark")
             if state == "absent":
                 return bookmarks.drop(self, meta, bookmark) if bookmark and meta else self._absent(meta)
@@ -171,6 +166,8 @@ class InstanceManager(CloneSteps):
         if self.check_mode:
             return self.result(True, meta, "create")
         secret = {"user": params["user"], "password": params["password"] or new_password()}
+        if self._from_warm(meta, secret, engine, template):
+            return self.result(True, meta, "create")
         if os.path.lexists(self.paths["dir"]):
             # A create that was killed, or failed and could not clean up, left
             # its folder; whatever else it left goes before the new snapshot.
@@ -183,6 +180,48 @@ class InstanceManager(CloneSteps):
             raise
         meta["ready_seconds"] = ready
         return self.result(True, meta, "create")
+
+    def _from_warm(self, meta, secret, engine, template):
+        """Take one of the template's warm clones when one fits the request, and give it the account.
+
+        True when taken; the warm pool is then refilled after the module
+        returned (``self.after_return``). False: clone afresh.
+        """
+        if (self.params["port"] or meta["memory"] or meta["cpus"] or meta["upgrade_to"]
+                or meta["generation"] != template["generation"] or os.path.lexists(self.paths["dir"])):
+            return False
+        mark = time.monotonic()
+        slot = warm.take(self.pool, template["name"], meta["generation"], meta["bind_address"], self.paths["dir"])
+        if slot is None:
+            return False
+        self.container, self.warm_link = slot["container"], slot["slot"]
+        meta.update(port=slot["port"], container=slot["container"], warm_clone=slot["slot"])
+        self.timings.update(self.steps_before_clone, take=round(time.monotonic() - mark, 4))
+        try:
+            mark = time.monotonic()
+            made = read_json(self.paths["secret"])
+            if (secret["user"], meta["database"]) != (made["user"], slot["database"]) or self.params["password"]:
+                # Not the account it was started with: make this one over the
+                # server's socket (the password in no argv), lock that one.
+                self.docker.exec(self.container, engine.local_client(), user=engine.exec_user,
+                                 data=engine.init_sql(secret["user"], secret["password"], meta["database"])
+                                 + engine.lock_accounts_sql([made["user"]] if made["user"] != secret["user"] else []))
+            else:
+                secret = made     # its own account: a password nobody has seen yet
+            write_json(self.paths["secret"], secret, mode=0o600)
+            write_json(self.paths["meta"], meta)
+            self.timings["account"] = round(time.monotonic() - mark, 4)
+            self._wait_ready(meta, secret, engine)
+        except BaseException:
+            self._remove_everything()
+            raise
+        self.clone_done = time.monotonic()
+        self.timings["login"] = round(self.clone_done - mark - self.timings["account"], 4)
+        meta["ready_seconds"] = round(self.clone_done - mark + self.timings["take"], 3)
+        pool = warm.WarmPool(self.pool, self.docker, self.engines, template["name"], self.params["lock_timeout"],
+                             self.params["wait_timeout"])
+        self.after_return = pool.refill_recorded
+        return True
 
     # -- other states -----------------------------------------------------
     def _ensure_running(self, meta):
@@ -249,7 +288,11 @@ class InstanceManager(CloneSteps):
                 "diff": {"before": meta or {}, "after": {}}}
 
     def _clone_steps(self):
-        return [lambda: self.docker.remove(self.container, self.pool.path),
+        def warm_link():
+            # A taken warm clone's volume was bound through this link.
+            if self.warm_link and os.path.islink(self.warm_link):
+                os.unlink(self.warm_link)
+        return [lambda: self.docker.remove(self.container, self.pool.path), warm_link,
                 # A rehearsal's upgrade server, when a run was killed during one.
                 lambda: self.docker.remove(self.container + "-upgrade", self.pool.path),
                 lambda: self.docker.remove_volume(self.container, self.pool.path),

@@ -15,7 +15,8 @@ import glob
 import os
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
-from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import instance_paths
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import warm
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import WARM_FOLDER, instance_paths
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
@@ -53,7 +54,23 @@ class Reaper:
                           self.docker.containers(role="instance", pool=self.pool.path) if instance)
         for name in sorted(names | set(containers)):
             self._judge(name, name in names, containers.get(name))
+        self._refill_warm()
         return self.result
+
+    def _refill_warm(self):
+        """Every template's warm clones: a dead one replaced, missing ones made, an older generation's removed."""
+        self.result["warm"] = {}
+        # Templates that keep warm clones, and those whose clones remain (the template may be gone).
+        templates = set(os.path.basename(os.path.dirname(path)) for path in
+                        glob.glob(os.path.join(self.pool.path, "templates", "*", warm.SETTINGS)))
+        templates |= set(os.path.basename(path) for path in glob.glob(os.path.join(self.pool.path, WARM_FOLDER, "*")))
+        for template in sorted(templates) if not self.check_mode else []:
+            try:
+                done = warm.WarmPool(self.pool, self.docker, self.engines, template, 0, self.wait_timeout).refill()
+            except MyaasError as exc:
+                done = {"error": exc.msg}
+            self.result["warm"][template] = done
+            self.result["changed"] = self.result["changed"] or bool(done.get("made") or done.get("removed"))
 
     def _manager(self, name, container):
         params = {"name": name, "state": "present", "lock_timeout": 0, "wait_timeout": self.wait_timeout}

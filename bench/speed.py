@@ -1,0 +1,243 @@
+"""Speed of an instance against the server's own pace (bench.py --only speed calls it).
+
+The floor, measured in the same run on the same template: a snapshot of the
+template's current generation and a plain container of the same image and
+server arguments, started with the docker CLI, until a TCP ``SELECT 1`` with
+a known account answers. No MyAAS code runs in it. The account is made by the
+server itself: MariaDB and MySQL read an init file, PostgreSQL trusts TCP
+through an hba file of its own.
+
+Every MyAAS figure is the same wall time, from the start of a module's
+process (as Ansible runs it on the host: an args file, the collection on
+PYTHONPATH) to a TCP ``SELECT 1`` with the credentials it returned. The
+controller's own cost is the last figure: new_db.yml against a one-task
+playbook on the same host.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from rig import ROOT, sh
+
+COLLECTIONS = os.path.join(ROOT, "build", "collections")
+sys.path.insert(0, COLLECTIONS)
+
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine  # noqa: E402  pylint: disable=wrong-import-position
+
+FLOOR_USER, FLOOR_PASSWORD = "floor", "floorpassword1"
+FLOOR_PORT = 13990
+GOALS = {"module": 1.3, "warm": 0.5, "ten": 6.0, "playbook": 1.8}
+
+
+def median(samples):
+    return statistics.median(samples)
+
+
+def module_call(module, args):
+    """(seconds, result) of one module process, as Ansible runs it on the host."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    try:
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, "plugins", "modules", module + ".py"), handle.name],
+                              env=dict(os.environ, PYTHONPATH=COLLECTIONS), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, check=False)
+        seconds = time.monotonic() - started
+    finally:
+        os.unlink(handle.name)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("%s printed no JSON: %s %s" % (module, proc.stdout[-2000:], proc.stderr[-2000:]))
+    assert not result.get("failed"), result.get("msg")
+    return seconds, result
+
+
+def login(engine, port, user, password, database=None):
+    """Seconds of a TCP login and SELECT 1."""
+    started = time.monotonic()
+    assert engine.probe_login("127.0.0.1", port, user, password, database, timeout=2)
+    return time.monotonic() - started
+
+
+def current_generation_path(rig, template):
+    meta = json.loads(rig.template_json(template))
+    return [record for record in meta["generations"] if record["generation"] == meta["generation"]][0]["path"]
+
+
+def floor_once(rig, template, engine_name, image, index):
+    """Snapshot + a plain server container on the same image, until a TCP SELECT 1 answers (seconds)."""
+    engine = get_engine(engine_name)
+    # On the pool: a snapshot stays inside its file system.
+    snapshot = os.path.join(rig.pool, "bench-floor-%d" % index)
+    container = "myaas-bench-floor-%d" % index
+    source = current_generation_path(rig, template)
+    extra = engine.clone_args()
+    if engine_name == "postgresql":
+        hba, extra = "floor_hba.conf", extra + ["-c", "hba_file=%s/floor_hba.conf" % engine.datadir]
+    entrypoint, args = engine.command(extra)
+    started = time.monotonic()
+    try:
+        sh("btrfs", "subvolume", "snapshot", source, snapshot)
+        owner = os.stat(snapshot)
+        if engine_name == "postgresql":
+            path = os.path.join(snapshot, hba)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write("local all all trust\nhost all all all trust\n")
+        else:
+            path = os.path.join(snapshot, engine.init_file)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(engine.init_sql(FLOOR_USER, FLOOR_PASSWORD, None))
+        os.chown(path, owner.st_uid, owner.st_gid)
+        sh("docker", "run", "--detach", "--name", container, "--label", "org.myaas.pool=" + rig.pool,
+           "--user", "%d:%d" % (owner.st_uid, owner.st_gid), "--publish", "127.0.0.1:%d:%d" % (FLOOR_PORT, engine.port),
+           "--mount", "type=bind,source=%s,target=%s" % (snapshot, engine.datadir), "--entrypoint", entrypoint,
+           image, *args)
+        user, password = (("postgres", "") if engine_name == "postgresql" else (FLOOR_USER, FLOOR_PASSWORD))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if engine.probe_login("127.0.0.1", FLOOR_PORT, user, password, None, timeout=2):
+                    return time.monotonic() - started
+            except Exception:  # pylint: disable=broad-exception-caught
+                assert time.monotonic() < deadline, sh("docker", "logs", container, check=False).stdout[-2000:]
+            time.sleep(0.02)
+    finally:
+        sh("docker", "rm", "--force", container, check=False)
+        sh("btrfs", "subvolume", "delete", snapshot, check=False)
+
+
+def cold_once(rig, template, name, **options):
+    """(seconds from module start to our own login, the module's step timings)."""
+    seconds, result = module_call("myaas_instance", dict(options, name=name, template=template, pool=rig.pool))
+    made = result["instance"]
+    seconds += login(get_engine(made["engine"]), made["port"], made["user"], made["password"], made["database"])
+    return seconds, made.get("timings", {})
+
+
+def drop(rig, name):
+    module_call("myaas_instance", {"name": name, "pool": rig.pool, "state": "absent"})
+
+
+def engine_figures(rig, template, engine_name, image, runs, warm):
+    """Floor, cold and (when ``warm``) warm figures of one template, interleaved so that noise hits all alike."""
+    floors, colds, warms, steps = [], [], [], {}
+    if warm:
+        module_call("myaas_template", {"name": template, "pool": rig.pool, "warm": 1, "src": warm["src"],
+                                       "engine": engine_name, "image": image})
+    for run in range(runs):
+        floors.append(floor_once(rig, template, engine_name, image, run))
+        seconds, timings = cold_once(rig, template, "cold-%s-%d" % (template, run))
+        colds.append(seconds)
+        for step, value in timings.items():
+            steps.setdefault(step, []).append(value)
+        drop(rig, "cold-%s-%d" % (template, run))
+        if warm:
+            wait_warm(rig, template, 1)
+            seconds, _timings = cold_once(rig, template, "warm-%s-%d" % (template, run))
+            warms.append(seconds)
+            drop(rig, "warm-%s-%d" % (template, run))
+    if warm:
+        module_call("myaas_template", {"name": template, "pool": rig.pool, "warm": 0, "src": warm["src"],
+                                       "engine": engine_name, "image": image})
+    figures = {"floor": median(floors), "floors": floors, "module": median(colds), "modules": colds,
+               "steps": dict((step, median(values)) for step, values in steps.items())}
+    if warm:
+        figures.update(warm=median(warms), warms=warms)
+    return figures
+
+
+def wait_warm(rig, template, count, timeout=60):
+    """Until ``count`` warm clones of ``template`` are ready (the refill runs after a module returns)."""
+    deadline = time.monotonic() + timeout
+    folder = os.path.join(rig.pool, "warm", template)
+    while True:
+        ready = [entry for entry in (os.listdir(folder) if os.path.isdir(folder) else [])
+                 if not entry.startswith(".") and not os.path.islink(os.path.join(folder, entry))]
+        if len(ready) >= count:
+            return
+        assert time.monotonic() < deadline, "no warm clone of %s after %d s" % (template, timeout)
+        time.sleep(0.05)
+
+
+def ten_at_once(rig, template, count=10):
+    """Seconds from starting ``count`` module processes at once until the last one's login answered."""
+    seconds = [None] * count
+
+    def one(index):
+        seconds[index], _timings = cold_once(rig, template, "ten-%d" % index)
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(count)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    assert all(value is not None for value in seconds), seconds
+    for index in range(count):
+        drop(rig, "ten-%d" % index)
+    return elapsed
+
+
+def playbooks(rig, template, runs):
+    """(new_db.yml's median wall time, a one-task playbook's) against the same host, interleaved."""
+    one_task = os.path.join(rig.base, "one_task.yml")
+    with open(one_task, "w", encoding="utf-8") as handle:
+        handle.write("- name: One task\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                     "    - name: An instance\n      myaas.myaas.myaas_instance:\n"
+                     "        {name: '{{ instance }}', template: '{{ template }}', pool: '{{ myaas_pool }}'}\n")
+    new_db, single = [], []
+    for run in range(runs):
+        for samples, playbook, name in ((new_db, os.path.join(ROOT, "playbooks", "new_db.yml"), "pb-new-%d" % run),
+                                        (single, one_task, "pb-one-%d" % run)):
+            started = time.monotonic()
+            done = rig.playbook(playbook, "-e", "template=" + template, "-e", "instance=" + name)
+            samples.append(time.monotonic() - started)
+            assert done.returncode == 0, done.stdout[-2000:]
+            drop(rig, name)
+    return median(new_db), median(single)
+
+
+def speed(rig, templates, runs):
+    """Every figure of the speed section; ``templates``: {engine: (template, image, dump)}."""
+    figures = {"engines": {}}
+    for engine_name, (template, image, src) in sorted(templates.items()):
+        figures["engines"][engine_name] = engine_figures(rig, template, engine_name, image, runs, {"src": src})
+    mariadb = templates["mariadb"][0]
+    figures["ten_floor"] = figures["engines"]["mariadb"]["floor"]
+    figures["ten"] = ten_at_once(rig, mariadb)
+    figures["new_db"], figures["one_task"] = playbooks(rig, mariadb, max(3, runs // 2))
+    return figures
+
+
+def goals(figures):
+    """(figure, measured, goal, met) rows."""
+    if "speed" not in figures:
+        return []
+    speed_figures = figures["speed"]
+    rows = []
+    for engine_name, found in sorted(speed_figures["engines"].items()):
+        ratio = found["module"] / found["floor"]
+        rows.append(("%s: module call to our own login / floor" % engine_name, "%.2f (%.3f s vs %.3f s; steps %s)" % (
+            ratio, found["module"], found["floor"], ", ".join("%s %.3f" % item for item in found["steps"].items())),
+            "<= %.1f" % GOALS["module"], ratio <= GOALS["module"]))
+        if "warm" in found:
+            ratio = found["warm"] / found["floor"]
+            rows.append(("%s: a warm clone taken, to our own login / floor" % engine_name,
+                         "%.2f (%.3f s vs %.3f s)" % (ratio, found["warm"], found["floor"]),
+                         "<= %.1f" % GOALS["warm"], ratio <= GOALS["warm"]))
+    ratio = speed_figures["ten"] / speed_figures["ten_floor"]
+    rows.append(("ten instances asked at once, until the last login / floor", "%.2f (%.2f s vs %.3f s)" % (
+        ratio, speed_figures["ten"], speed_figures["ten_floor"]), "<= %.0f" % GOALS["ten"], ratio <= GOALS["ten"]))
+    ratio = speed_figures["new_db"] / speed_figures["one_task"]
+    rows.append(("new_db.yml / a one-task playbook, same host", "%.2f (%.2f s vs %.2f s)" % (
+        ratio, speed_figures["new_db"], speed_figures["one_task"]), "<= %.1f" % GOALS["playbook"],
+        ratio <= GOALS["playbook"]))
+    return rows
