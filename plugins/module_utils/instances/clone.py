@@ -196,8 +196,13 @@ class CloneSteps:
         reservation, so containers start in parallel outside it. ``busy``: a
         port just found taken at start, to pick another.
         """
+        # The engine is asked before the lock: ten requests at once queued
+        # behind each other's engine call. What it cannot know yet (ports
+        # chosen by runs in progress) is in their metadata, read under the lock.
+        engine_held = dict((port, name) for port, name in self.docker.held_ports().items() if name != self.container)
         with self._lock("ports", "all"):
-            taken = self._taken_ports()
+            taken = dict(engine_held)
+            taken.update(self._taken_ports())
             if busy:
                 taken[busy], meta["port"] = "something else", None
             if meta["port"] and meta["port"] in taken:
@@ -210,8 +215,8 @@ class CloneSteps:
         return picked
 
     def _taken_ports(self):
-        """{port: instance or container name} of every other instance on the pool and MyAAS container on the host."""
-        taken = dict((port, name) for port, name in self.docker.held_ports().items() if name != self.container)
+        """{port: instance or warm clone} of every other instance and warm clone on the pool, from their metadata."""
+        taken = {}
         warm = os.path.join(self.pool.path, WARM_FOLDER, "*")
         for path in (glob.glob(os.path.join(self.pool.path, "instances", "*", METADATA))
                      + glob.glob(os.path.join(warm, "*", WARM_METADATA)) + glob.glob(os.path.join(warm, ".*", WARM_METADATA))):
@@ -276,7 +281,9 @@ class CloneSteps:
                 last_error = exc
             if not self.docker.state(self.container).get("Running"):
                 break
-            time.sleep(0.05)
+            # A refused TCP login costs the server next to nothing; a shorter
+            # wait returns the instance sooner (0.05 s cost 0.025 s on average).
+            time.sleep(0.02)
         log = self.docker.logs(self.container, tail=30)
         reason = "%s: %s" % (type(last_error).__name__, last_error) if last_error else "the server exited"
         # Driver messages name the user, not the password; scrub it anyway,
