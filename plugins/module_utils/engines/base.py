@@ -101,6 +101,18 @@ class Engine:
         """argv, run in the container, that prints 1 once the server takes queries."""
         return self.query_argv("SELECT 1")
 
+    def wait_then(self, argv, seconds, interval=0.02):
+        """argv, run in the container, that runs ``argv`` once ``ready_probe`` prints 1.
+
+        One exec instead of a probe per engine call: the wait happens inside
+        the container. Exits 75 when the server did not answer within
+        ``seconds``.
+        """
+        script = ('tries=$1; shift; until [ "$(%s 2>/dev/null)" = 1 ]; do tries=$((tries - 1)); '
+                  '[ "$tries" -gt 0 ] || { echo "the server did not answer" >&2; exit 75; }; sleep %s; done; '
+                  'exec "$@"' % (shell_join(self.ready_probe()), interval))
+        return ["sh", "-c", script, "myaas-wait", str(int(seconds / interval) + 1)] + list(argv)
+
     def restore_argv(self, fmt, database, path, jobs):
         """argv, run in the container, that restores an archive at ``path``."""
         raise NotImplementedError
