@@ -401,6 +401,7 @@ warm:
     ready: {description: How many are ready now., type: int, sample: 2}
     made: {description: How many this run started., type: int}
     removed: {description: "How many this run removed - of an older generation, stopped, or more than O(warm).", type: int}
+    error: {description: Why they could not be refilled (the template's own work was done)., type: str}
     bind_address: {description: The address they publish their port on., type: str, sample: 127.0.0.1}
     port_range: {description: The ports they take theirs from., type: str, sample: 13306-13999}
 """
@@ -423,6 +424,22 @@ from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import TemplateManager
+
+
+def with_warm(result, apply):
+    """``result`` with what ``apply()`` ((changed, report)) did to the warm clones.
+
+    The template's own work is done by then: a warm clone that cannot be
+    made is reported (warm.error, and a warning), not a failed task.
+    """
+    try:
+        changed, report = apply()
+    except MyaasError as exc:
+        changed, report = False, {"error": exc.msg}
+        result.setdefault("warnings", []).append("The warm clones were not refilled: %s" % exc.msg)
+    if report is not None:
+        result.update(changed=result["changed"] or changed, warm=report)
+    return result
 
 
 def main():
@@ -480,22 +497,20 @@ def main():
         pool, docker = Pool(params["pool"], runner), Docker(runner)
         manager = TemplateManager(pool, docker, get_engine(params["engine"]), params, module.check_mode)
         clones = WarmPool(pool, docker, get_engine, params["name"], params["lock_timeout"], params["wait_timeout"])
+        parse_range(params["port_range"])
         if params["state"] == "absent":
             result = manager.absent()
             if not module.check_mode:
-                clones.refill()     # the template is gone: so are its warm clones
+                # The template is gone: so are its warm clones.
+                with_warm(result, lambda: (True, clones.refill()))
             return result
         if params["from_instance"]:
             source = InstanceManager(pool, docker, get_engine, dict(params, name=params["from_instance"]),
                                      module.check_mode)
             return make_branch(manager, source, params["from_bookmark"])
         result = manager.present()
-        parse_range(params["port_range"])
-        changed, report = warm.apply(clones, params["warm"], params["bind_address"], params["port_range"],
-                                     module.check_mode)
-        if report is not None:
-            result.update(changed=result["changed"] or changed, warm=report)
-        return result
+        return with_warm(result, lambda: warm.apply(clones, params["warm"], params["bind_address"],
+                                                    params["port_range"], module.check_mode))
 
     run_module(module, action)
 

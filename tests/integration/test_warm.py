@@ -58,13 +58,16 @@ def warm_shop(rig):
 
 def test_a_warm_clone_holds_the_data_and_only_its_own_password_opens_it(rig, warm_shop):
     [(slot, record)] = slots(rig, warm_shop).items()
-    # Waiting, it has no account anyone could know: root and the template's user are refused.
-    assert login_refused(record["port"], "root", "") and login_refused(record["port"], "dev", "")
+    # Waiting, root does not log in over TCP, and the account it started with
+    # has a password only root can read, beside its data.
+    assert login_refused(record["port"], "root", "")
+    secret = os.stat(os.path.join(rig.pool, "warm", warm_shop, slot, "secret.json"))
+    assert secret.st_uid == 0 and secret.st_mode & 0o777 == 0o600
     made = ok(rig.instance("w-alice", template=warm_shop))["instance"]
     assert made["warm_clone"].endswith("/" + slot) and made["port"] == record["port"]
     assert made["container"] == record["container"] and set(made["timings"]) >= {"take", "account", "login"}
     assert rig.query(made, "SELECT COUNT(*) FROM customers")[0][0] == SAMPLE_CUSTOMERS
-    assert login_refused(made["port"], "dev", made["password"][:-1] + "x")
+    assert login_refused(made["port"], "dev", "not-" + made["password"])
     assert login_refused(made["port"], "root", "")
     # Its replacement starts after the module returned.
     refilled = wait_for_slots(rig, warm_shop, 1, exclude=[slot])
@@ -151,3 +154,32 @@ def test_a_postgresql_warm_clone_is_taken_with_its_data(rig, pg_sql):
         ok(rig.instance("w-pg", state="absent"))
     finally:
         ok(rig.template("wpg", pg_sql, engine="postgresql", image=PG_IMAGE, warm=0))
+
+
+def test_a_warm_clone_whose_server_stopped_is_removed_and_the_request_cloned_afresh(rig, warm_shop):
+    ok(rig.template(warm_shop, SAMPLE, warm=1))
+    [(slot, record)] = wait_for_slots(rig, warm_shop, 1).items()
+    sh("docker", "stop", "--time", "1", record["container"])
+    made = ok(rig.instance("w-fred", template=warm_shop))["instance"]
+    assert not made.get("warm_clone") and "snapshot" in made["timings"]
+    assert rig.query(made, "SELECT COUNT(*) FROM customers")[0][0] == SAMPLE_CUSTOMERS
+    # Nothing of the stopped one is left, and the pool was refilled.
+    assert record["container"] not in names_of_containers()
+    assert not os.path.lexists(os.path.join(rig.pool, "warm", warm_shop, slot))
+    wait_for_slots(rig, warm_shop, 1)
+    ok(rig.instance("w-fred", state="absent"))
+
+
+def test_mysql_hands_out_its_own_account_and_clones_afresh_for_another(rig, mysql_dump):
+    made = ok(rig.template("wmy", mysql_dump[0], engine="mysql", image="myaas/mysql:9.7", warm=1))
+    assert made["warm"]["ready"] == 1
+    try:
+        own = ok(rig.instance("w-my", template="wmy"))["instance"]
+        assert own.get("warm_clone") and rig.query(own, "SELECT 1")[0][0] == 1
+        # MySQL's clones lock root: another account is made at a server's start, never on a warm one.
+        other = ok(rig.instance("w-my-gina", template="wmy", user="gina"))["instance"]
+        assert not other.get("warm_clone") and rig.query(other, "SELECT 1")[0][0] == 1
+        for name in ("w-my", "w-my-gina"):
+            ok(rig.instance(name, state="absent"))
+    finally:
+        ok(rig.template("wmy", mysql_dump[0], engine="mysql", image="myaas/mysql:9.7", warm=0))

@@ -42,13 +42,14 @@ def test_a_request_takes_the_oldest_ready_slot_of_its_generation_and_leaves_a_li
     older = slot(pool, "g2-a", ready_at="2026-12-01T03:00:01+00:00")
     first = os.path.join(pool.path, "instances", "alice")
     os.makedirs(os.path.dirname(first))
-    taken = warm.take(pool, "shop", 2, "127.0.0.1", first)
-    assert taken["slot"] == older and os.readlink(older) == first
-    assert not os.path.exists(os.path.join(first, "warm.json"))   # its port is the instance's now
+    taken = warm.take(pool, "shop", 2, "127.0.0.1", (13306, 13999), first)
+    assert taken["slot"] == older and os.readlink(older) == first and taken["port"] == 13400
+    # Outside the request's range: not taken.
+    assert warm.take(pool, "shop", 2, "127.0.0.1", (14000, 14099), os.path.join(pool.path, "instances", "x")) is None
     # The taken slot is a link now: the next request gets the other one, then none is left.
     second = os.path.join(pool.path, "instances", "bob")
-    assert warm.take(pool, "shop", 2, "127.0.0.1", second)["slot"] == newer
-    assert warm.take(pool, "shop", 2, "127.0.0.1", os.path.join(pool.path, "instances", "carol")) is None
+    assert warm.take(pool, "shop", 2, "127.0.0.1", (13306, 13999), second)["slot"] == newer
+    assert warm.take(pool, "shop", 2, "127.0.0.1", (13306, 13999), os.path.join(pool.path, "instances", "carol")) is None
     assert [path for path, _record in warm.ready_slots(pool, "shop")] == [
         os.path.join(pool.path, "warm", "shop", name) for name in ("g1-old", "g2-public")]
 
@@ -65,7 +66,7 @@ def test_a_slot_removed_meanwhile_is_skipped(pool, monkeypatch):
 
     monkeypatch.setattr(os, "rename", rename)
     os.makedirs(os.path.join(pool.path, "instances"))
-    assert warm.take(pool, "shop", 2, "127.0.0.1", os.path.join(pool.path, "instances", "a"))["slot"] == kept
+    assert warm.take(pool, "shop", 2, "127.0.0.1", (13306, 13999), os.path.join(pool.path, "instances", "a"))["slot"] == kept
 
 
 class CountingWarmPool:
@@ -91,3 +92,35 @@ def test_settings_are_planned_in_check_mode_and_kept_when_not_given(pool):
     assert report["count"] == 2 and report["bind_address"] == "127.0.0.1" and clones.refills == 2
     with pytest.raises(MyaasError, match="warm must be 0 or more"):
         warm.apply(clones, -1, "127.0.0.1", "13306-13999", False)
+
+
+class RunningEngine:
+    @staticmethod
+    def state(_name):
+        return {"Running": True}
+
+
+def test_a_refill_never_removes_a_clone_a_request_took_meanwhile(pool, monkeypatch):
+    stale = slot(pool, "g1-old", generation=1)
+    also_stale = slot(pool, "g1-older", generation=1)
+    instance = os.path.join(pool.path, "instances", "alice")
+    os.makedirs(os.path.dirname(instance))
+    removed = []
+    monkeypatch.setattr(warm.WarmClone, "remove", lambda clone: removed.append(os.path.basename(clone.paths["dir"])))
+    monkeypatch.setattr(warm.WarmClone, "__init__", lambda clone, *args: setattr(
+        clone, "paths", {"dir": os.path.join(pool.path, "warm", "shop", args[5])}))
+    real_rename = os.rename
+
+    def rename(source, destination):
+        if source == stale and ".removing-" in destination:
+            # A request's take, between the refill's listing and its rename.
+            real_rename(source, instance)
+            os.symlink(instance, source)
+        return real_rename(source, destination)
+
+    monkeypatch.setattr(os, "rename", rename)
+    clones = warm.WarmPool(pool, RunningEngine(), None, "shop")
+    assert clones._prune({"generation": 2}, {"count": 1, "bind_address": "127.0.0.1"}) == 1
+    # The taken one is left as its request made it; only the other went.
+    assert removed == [".removing-g1-older"] and os.readlink(stale) == instance
+    assert os.path.exists(os.path.join(instance, "warm.json")) and not os.path.exists(also_stale)

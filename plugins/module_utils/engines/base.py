@@ -47,6 +47,9 @@ class Engine:
     # that the launcher hands to the server at start) or "local_client" (SQL
     # on the local client's stdin once the server answers).
     credentials_via = "init_file"
+    # Whether a clone's local client logs in as the server's superuser (over
+    # its socket), so that an account can be made once the server runs.
+    local_superuser_in_clones = True
     init_file = "myaas-init.sql"
     # How a datadir moves to a newer major version: "server" (the new server
     # on the old datadir, then ``upgrade_commands``) or "pg_upgrade" (a new
@@ -108,10 +111,11 @@ class Engine:
         the container. Exits 75 when the server did not answer within
         ``seconds``.
         """
-        script = ('tries=$1; shift; until [ "$(%s 2>/dev/null)" = 1 ]; do tries=$((tries - 1)); '
-                  '[ "$tries" -gt 0 ] || { echo "the server did not answer" >&2; exit 75; }; sleep %s; done; '
-                  'exec "$@"' % (shell_join(self.ready_probe()), interval))
-        return ["sh", "-c", script, "myaas-wait", str(int(seconds / interval) + 1)] + list(argv)
+        # A deadline, not a count of tries: each probe costs a client's start too.
+        script = ('end=$(($(date +%%s) + $1)); shift; until [ "$(%s 2>/dev/null)" = 1 ]; do '
+                  '[ "$(date +%%s)" -lt "$end" ] || { echo "the server did not answer" >&2; exit 75; }; '
+                  'sleep %s; done; exec "$@"' % (shell_join(self.ready_probe()), interval))
+        return ["sh", "-c", script, "myaas-wait", str(int(seconds))] + list(argv)
 
     def restore_argv(self, fmt, database, path, jobs):
         """argv, run in the container, that restores an archive at ``path``."""

@@ -45,6 +45,8 @@ _CLEAN_END_RE = re.compile(r"mysqld: Shutdown complete \(mysqld [^)]*\)[^\n]*(\n
 
 class MySQL(MariaDB):
     name = "mysql"
+    # root@localhost is locked before a template is frozen (before_shutdown_sql).
+    local_superuser_in_clones = False
     default_image = "mysql:9.7"
     client = "mysql"
     # Debian's builds interleave the buffer pool over NUMA nodes by default,

@@ -161,7 +161,7 @@ class CloneSteps:
             # Through the local client's stdin, as the server's OS superuser:
             # the password is in no argv and no environment. One exec waits
             # for the server and feeds it (a probe per engine call cost 0.1 s).
-            self._feed_when_ready(engine, init_sql)
+            self._feed_when_ready(engine, init_sql, secret["password"])
         elif not secret:
             self.docker.wait_until_answers(self.container, engine.ready_probe(), engine.exec_user,
                                            ("wait_timeout", self.params["wait_timeout"]),
@@ -174,7 +174,8 @@ class CloneSteps:
         self.clone_done = time.monotonic()
         return generation, round(time.monotonic() - started, 3)
 
-    def _feed_when_ready(self, engine, sql):
+    def _feed_when_ready(self, engine, sql, password):
+        """Feed ``sql`` (which holds ``password``) to the local client once the server answers."""
         rc, out, err = self.docker.exec(self.container, engine.wait_then(engine.local_client(),
                                                                          self.params["wait_timeout"]),
                                         check=False, data=sql, user=engine.exec_user)
@@ -185,8 +186,10 @@ class CloneSteps:
                    else "refused the account's SQL: %s" % (err or out).strip()[-2000:])
         if not state.get("Running"):
             problem = "exited during start-up (exit code %s)" % state.get("ExitCode")
-        raise MyaasError("The server of %s %s %s." % (self.role, self.name, problem),
-                         server_log=self.docker.logs(self.container, tail=30).splitlines())
+        # A server logs a failed statement whole: the password goes, as in a failing run's output.
+        log = self.docker.logs(self.container, tail=30).replace(password, "********")
+        raise MyaasError("The server of %s %s %s." % (self.role, self.name, problem.replace(password, "********")),
+                         server_log=log.splitlines())
 
     def _snapshot(self, template_name):
         """Snapshot the generation asked for; (the template's metadata, the generation's record)."""
@@ -233,8 +236,13 @@ class CloneSteps:
         """{port: instance or warm clone} of every other instance and warm clone on the pool, from their metadata."""
         taken = {}
         warm = os.path.join(self.pool.path, WARM_FOLDER, "*")
+        # A taken clone's record, left by a killed take, is read through its
+        # slot's link: its port is its instance's, in instance.json.
+        instances = os.path.join(os.path.realpath(self.pool.path), "instances") + os.sep
         for path in (glob.glob(os.path.join(self.pool.path, "instances", "*", METADATA))
-                     + glob.glob(os.path.join(warm, "*", WARM_METADATA)) + glob.glob(os.path.join(warm, ".*", WARM_METADATA))):
+                     + [record for record in glob.glob(os.path.join(warm, "*", WARM_METADATA))
+                        + glob.glob(os.path.join(warm, ".*", WARM_METADATA))
+                        if not os.path.realpath(record).startswith(instances)]):
             other = read_json(path)
             if other and other.get("port") and other["name"] != self.name:
                 taken[other["port"]] = other["name"]

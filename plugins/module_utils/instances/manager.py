@@ -16,13 +16,14 @@ import time
 
 from ansible_collections.myaas.myaas.plugins.module_utils.instances import bookmarks, warm
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import (
-    STOP_TIMEOUT, CloneSteps, default_database, load_instance, load_template, new_password)
+    STOP_TIMEOUT, WARM_METADATA, CloneSteps, default_database, load_instance, load_template, new_password)
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.steps import remove_file, run_every, status_diff
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import (
     LIMITS, VERBS, check_access, planned_settings)
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import process_seconds
+from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 
 COW_METHOD = "btrfs-snapshot"
@@ -184,43 +185,57 @@ class InstanceManager(CloneSteps):
     def _from_warm(self, meta, secret, engine, template):
         """Take one of the template's warm clones when one fits the request, and give it the account.
 
-        True when taken; the warm pool is then refilled after the module
-        returned (``self.after_return``). False: clone afresh.
+        True when taken. False: clone afresh - none fits, or the one taken
+        did not answer (it is removed whole). Either way the warm clones are
+        refilled after the module returned (``self.after_return``).
         """
+        own_account = (secret["user"] == warm.ACCOUNT and not self.params["password"]
+                       and meta["database"] == default_database(template, engine))
         if (self.params["port"] or meta["memory"] or meta["cpus"] or meta["upgrade_to"]
-                or meta["generation"] != template["generation"] or os.path.lexists(self.paths["dir"])):
+                or meta["generation"] != template["generation"] or os.path.lexists(self.paths["dir"])
+                # MySQL's clones lock root: another account is made only at a server's start.
+                or not (own_account or engine.local_superuser_in_clones)):
             return False
         mark = time.monotonic()
-        slot = warm.take(self.pool, template["name"], meta["generation"], meta["bind_address"], self.paths["dir"])
+        slot = warm.take(self.pool, template["name"], meta["generation"], meta["bind_address"],
+                         self.params["port_range"], self.paths["dir"])
         if slot is None:
             return False
+        self.after_return = warm.WarmPool(self.pool, self.docker, self.engines, template["name"],
+                                          self.params["lock_timeout"], self.params["wait_timeout"]).refill_recorded
         self.container, self.warm_link = slot["container"], slot["slot"]
-        meta.update(port=slot["port"], container=slot["container"], warm_clone=slot["slot"])
+        taken = dict(meta, port=slot["port"], container=slot["container"], warm_clone=slot["slot"])
         self.timings.update(self.steps_before_clone, take=round(time.monotonic() - mark, 4))
         try:
+            # The instance's record first: from here on, the reaper and a
+            # later run know the container and the port are this instance's.
+            write_json(self.paths["meta"], taken)
+            os.unlink(os.path.join(self.paths["dir"], WARM_METADATA))
             mark = time.monotonic()
-            made = read_json(self.paths["secret"])
-            if (secret["user"], meta["database"]) != (made["user"], slot["database"]) or self.params["password"]:
-                # Not the account it was started with: make this one over the
-                # server's socket (the password in no argv), lock that one.
-                self.docker.exec(self.container, engine.local_client(), user=engine.exec_user,
-                                 data=engine.init_sql(secret["user"], secret["password"], meta["database"])
-                                 + engine.lock_accounts_sql([made["user"]] if made["user"] != secret["user"] else []))
+            if own_account:
+                secret = read_json(self.paths["secret"])     # a password nobody has seen yet
             else:
-                secret = made     # its own account: a password nobody has seen yet
+                # Over the server's socket (the password in no argv); the
+                # account it waited with is locked.
+                self._feed_when_ready(engine, engine.init_sql(secret["user"], secret["password"], meta["database"])
+                                      + engine.lock_accounts_sql([warm.ACCOUNT] if secret["user"] != warm.ACCOUNT
+                                                                 else []), secret["password"])
             write_json(self.paths["secret"], secret, mode=0o600)
-            write_json(self.paths["meta"], meta)
             self.timings["account"] = round(time.monotonic() - mark, 4)
-            self._wait_ready(meta, secret, engine)
+            self._wait_ready(taken, secret, engine)
+        except Exception:  # pylint: disable=broad-exception-caught
+            # A warm server that died, or did not take the account: gone
+            # whole, and this request clones afresh.
+            self._remove_everything()
+            self.container, self.warm_link, self.timings = container_name(self.pool.path, self.name), None, {}
+            return False
         except BaseException:
             self._remove_everything()
             raise
+        meta.update(taken)
         self.clone_done = time.monotonic()
         self.timings["login"] = round(self.clone_done - mark - self.timings["account"], 4)
         meta["ready_seconds"] = round(self.clone_done - mark + self.timings["take"], 3)
-        pool = warm.WarmPool(self.pool, self.docker, self.engines, template["name"], self.params["lock_timeout"],
-                             self.params["wait_timeout"])
-        self.after_return = pool.refill_recorded
         return True
 
     # -- other states -----------------------------------------------------

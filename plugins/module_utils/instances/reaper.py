@@ -92,6 +92,7 @@ class Reaper:
             meta = read_json(paths["meta"]) if has_folder else None
             # The instance's own container: those made before names carried the pool keep their old name.
             manager = self._manager(name, (meta or {}).get("container") or container)
+            manager.warm_link = (meta or {}).get("warm_clone")
             if meta is None and not has_folder:
                 action, why = "remove", "a container of this pool whose instance is gone"
             else:

@@ -74,15 +74,20 @@ def ready_slots(pool, template):
     return sorted(found, key=lambda item: item[1]["ready_at"])
 
 
-def take(pool, template, generation, bind_address, destination):
-    """Move a ready slot of ``generation`` on ``bind_address`` to ``destination`` (a folder that must not exist).
+def take(pool, template, generation, bind_address, port_range, destination):
+    """Move a ready slot of ``generation``, on ``bind_address`` with a port in ``port_range`` (low, high), to
+    ``destination`` (a folder that must not exist).
 
     Returns the slot's record, with ``slot`` (the path it had), or None when
     there is none to take. Several requests may run this at once: only one
-    rename of a folder succeeds, the others try the next slot.
+    rename of a folder succeeds, the others try the next slot. The record
+    (warm.json) moves with it: the caller removes it once the instance's own
+    record holds the port.
     """
+    low, high = port_range
     for path, record in ready_slots(pool, template):
-        if record["generation"] != generation or record["bind_address"] != bind_address:
+        if (record["generation"] != generation or record["bind_address"] != bind_address
+                or not low <= record["port"] <= high):
             continue
         try:
             os.rename(path, destination)
@@ -90,7 +95,6 @@ def take(pool, template, generation, bind_address, destination):
             continue        # taken by another request, or removed by a refill, meanwhile
         # The volume is bound to the slot's path: keep it valid for later starts.
         os.symlink(destination, path)
-        os.unlink(os.path.join(destination, WARM_METADATA))
         return dict(record, slot=path)
     return None
 
@@ -127,6 +131,9 @@ class WarmClone(CloneSteps):
         return meta
 
     def remove(self):
+        if os.path.islink(self.paths["dir"]):
+            raise MyaasError("%s is a taken warm clone's link; its instance is not removed here." % self.paths["dir"])
+
         def files():
             if not os.path.lexists(self.paths["data"]) and os.path.isdir(self.paths["dir"]):
                 shutil.rmtree(self.paths["dir"])
@@ -174,9 +181,9 @@ class WarmPool:
                     raise
                 done["made"] += 1
                 done["ready"] += 1
-            if not settings["count"] and os.path.isdir(self.folder) and not set(os.listdir(self.folder)) - {ERROR}:
-                if os.path.exists(os.path.join(self.folder, ERROR)):
-                    os.unlink(os.path.join(self.folder, ERROR))
+            if os.path.exists(os.path.join(self.folder, ERROR)):
+                os.unlink(os.path.join(self.folder, ERROR))     # this refill did all it had to
+            if not settings["count"] and os.path.isdir(self.folder) and not os.listdir(self.folder):
                 os.rmdir(self.folder)
         return done
 
@@ -187,33 +194,45 @@ class WarmPool:
             return None     # gone, or being imported for the first time: no warm clones
 
     def _prune(self, template, settings):
-        """Remove the slots no request may take any more; how many."""
-        removed = 0
-        ready = [path for path, _record in ready_slots(self.pool, self.template)]
-        for entry in sorted(os.listdir(self.folder)) if os.path.isdir(self.folder) else []:
+        """Remove the slots no request may take any more; how many.
+
+        A slot is first renamed to a hidden name, which a request's rename
+        (``take``) excludes: whichever comes first wins. What was renamed is
+        checked again: a link is a clone a request took meanwhile, put back.
+        """
+        entries = sorted(os.listdir(self.folder)) if os.path.isdir(self.folder) else []
+        keep = []
+        for entry in entries:
             path = os.path.join(self.folder, entry)
-            if entry == ERROR:
+            if entry == ERROR or entry.startswith("."):
                 continue
             if os.path.islink(path):
                 if not os.path.exists(path):        # its instance is gone
                     os.unlink(path)
                 continue
             record = read_json(os.path.join(path, WARM_METADATA)) or {}
-            # Not ready under this lock: a killed refill's (or removal's) leftover.
-            unready = entry.startswith(".") or not record.get("ready_at")
-            stale = unready or not template or record.get("generation") != template["generation"] \
-                or record.get("bind_address") != settings.get("bind_address") \
-                or path in ready[settings["count"]:] or not self.docker.state(record.get("container", "")).get(
-                    "Running")
-            if not stale:
+            if (template and record.get("ready_at") and record.get("generation") == template["generation"]
+                    and record.get("bind_address") == settings.get("bind_address")
+                    and self.docker.state(record.get("container") or "-").get("Running")):
+                keep.append((record["ready_at"], entry))
+        # The oldest are kept when fewer are asked for.
+        keep = set(entry for _ready_at, entry in sorted(keep)[:settings["count"]])
+        removed = 0
+        for entry in entries:
+            path = os.path.join(self.folder, entry)
+            if entry == ERROR or entry in keep or os.path.islink(path) or not os.path.lexists(path):
                 continue
-            slot = entry if unready else REMOVING + entry
-            if not unready:
+            hidden = entry if entry.startswith(".") else REMOVING + entry
+            if hidden != entry:
                 try:
-                    os.rename(path, os.path.join(self.folder, slot))   # not taken by a request meanwhile
+                    os.rename(path, os.path.join(self.folder, hidden))
                 except OSError:
-                    continue
-            self._clone(slot, settings).remove()
+                    continue        # taken by a request meanwhile
+            if os.path.islink(os.path.join(self.folder, hidden)):
+                # A request took it between the listing and the rename.
+                os.rename(os.path.join(self.folder, hidden), path)
+                continue
+            self._clone(hidden, settings).remove()
             removed += 1
         return removed
 
@@ -221,12 +240,10 @@ class WarmPool:
         """``refill`` for a process nobody waits for: its error is kept in the warm folder (error.json)."""
         try:
             self.refill()
-        except Exception as exc:  # pylint: disable=broad-exception-caught
+        except BaseException as exc:  # pylint: disable=broad-exception-caught
+            # SystemExit too: a failed command ends in the module's fail_json.
             os.makedirs(self.folder, exist_ok=True)
-            write_json(os.path.join(self.folder, ERROR), {"at": iso(time.time()), "error": str(exc)})
-        else:
-            if os.path.exists(os.path.join(self.folder, ERROR)):
-                os.unlink(os.path.join(self.folder, ERROR))
+            write_json(os.path.join(self.folder, ERROR), {"at": iso(time.time()), "error": str(exc)}, mode=0o600)
 
 
 def apply(warm_pool, count, bind_address, port_range, check_mode):
