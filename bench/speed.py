@@ -183,12 +183,13 @@ def wait_warm(rig, template, count, timeout=60):
         time.sleep(0.05)
 
 
-def ten_at_once(rig, template, count=10):
-    """Seconds from starting ``count`` module processes at once until the last one's login answered."""
-    seconds = [None] * count
+def at_once(work, count):
+    """Seconds from calling ``work(index)`` for ``count`` indexes at once until the last one returned."""
+    done = [False] * count
 
     def one(index):
-        seconds[index], _timings = cold_once(rig, template, "ten-%d" % index)
+        work(index)
+        done[index] = True
 
     threads = [threading.Thread(target=one, args=(index,)) for index in range(count)]
     started = time.monotonic()
@@ -196,8 +197,13 @@ def ten_at_once(rig, template, count=10):
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - started
-    assert all(value is not None for value in seconds), seconds
+    assert all(done), "%d of %d failed (their errors are printed above)" % (done.count(False), count)
+    return time.monotonic() - started
+
+
+def ten_at_once(rig, template, count=10):
+    """Seconds from starting ``count`` module processes at once until the last one's login answered."""
+    elapsed = at_once(lambda index: cold_once(rig, template, "ten-%d" % index), count)
     for index in range(count):
         drop(rig, "ten-%d" % index)
     return elapsed
@@ -206,19 +212,8 @@ def ten_at_once(rig, template, count=10):
 def ten_floors_at_once(rig, template, engine_name, image, count=10):
     """Seconds until the last of ``count`` plain containers started at once answers: what the engine and
     the CPU allow, without MyAAS."""
-    seconds = [None] * count
-
-    def one(index):
-        seconds[index] = floor_once(rig, template, engine_name, image, 100 + index, port=FLOOR_PORT - 1 - index)
-
-    threads = [threading.Thread(target=one, args=(index,)) for index in range(count)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert all(value is not None for value in seconds), seconds
-    return time.monotonic() - started
+    return at_once(lambda index: floor_once(rig, template, engine_name, image, 100 + index,
+                                            port=FLOOR_PORT - 1 - index), count)
 
 
 def playbooks(rig, template, runs):
