@@ -426,6 +426,11 @@ from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Do
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import TemplateManager
 
 
+def removed_warm(done):
+    """(changed, report) of the refill after a template's removal: a report only when clones were removed."""
+    return (True, done) if done["removed"] else (False, None)
+
+
 def with_warm(result, apply):
     """``result`` with what ``apply()`` ((changed, report)) did to the warm clones.
 
@@ -502,7 +507,7 @@ def main():
             result = manager.absent()
             if not module.check_mode:
                 # The template is gone: so are its warm clones.
-                with_warm(result, lambda: (True, clones.refill()))
+                with_warm(result, lambda: removed_warm(clones.refill()))
             return result
         if params["from_instance"]:
             source = InstanceManager(pool, docker, get_engine, dict(params, name=params["from_instance"]),
