@@ -141,10 +141,8 @@ class CloneSteps:
                     Rehearsal)
                 self.upgrade = Rehearsal(self, meta, engine, template, record).run()
                 lap("upgrade")
-        # A warm clone (no secret) gets no account: only the production accounts locked.
-        user = secret["user"] if secret else None
-        init_sql = engine.lock_accounts_sql([name for name in foreign if name != user]) + \
-            (engine.init_sql(user, secret["password"], meta["database"]) if secret else "")
+        init_sql = engine.lock_accounts_sql([user for user in foreign if user != secret["user"]]) + \
+            engine.init_sql(secret["user"], secret["password"], meta["database"])
         init_path = os.path.join(self.paths["data"], engine.init_file)
         if engine.credentials_via == "init_file":
             write_init_file(self.paths["data"], engine.init_file, init_sql)
@@ -157,17 +155,12 @@ class CloneSteps:
         lap("prepare")
         self._run_container(meta, engine, generation, picked)
         lap("container")
-        if engine.credentials_via == "local_client" and init_sql:
+        if engine.credentials_via == "local_client":
             # Through the local client's stdin, as the server's OS superuser:
             # the password is in no argv and no environment. One exec waits
             # for the server and feeds it (a probe per engine call cost 0.1 s).
             self._feed_when_ready(engine, init_sql, secret["password"])
-        elif not secret:
-            self.docker.wait_until_answers(self.container, engine.ready_probe(), engine.exec_user,
-                                           ("wait_timeout", self.params["wait_timeout"]),
-                                           "The server of %s %s" % (self.role, self.name), 0.02)
-        if secret:
-            self._wait_ready(meta, secret, engine)
+        self._wait_ready(meta, secret, engine)
         lap("server_start_and_login")
         if os.path.exists(init_path):
             os.unlink(init_path)

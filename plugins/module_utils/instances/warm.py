@@ -3,9 +3,11 @@
 """Warm clones: servers already started on a template's current generation, waiting for a request.
 
 A template with ``warm: N`` keeps N of them. Each lives in a slot folder,
-<pool>/warm/<template>/<slot>/ (its data subvolume and warm.json), and holds
-no account at all: the production accounts are locked, and the instance's
-account is made over the server's local socket when a request takes it.
+<pool>/warm/<template>/<slot>/ (its data subvolume, warm.json and
+secret.json). The production accounts are locked; the default account (dev)
+is made when it starts, with a password only root can read, handed to the one
+request that takes it. Another account is made over the server's local
+socket when a request asks for one.
 
 - A slot's record reserves its port while it is made, and says ``ready_at``
   only once its server answers: no request takes it before.
@@ -100,7 +102,7 @@ def take(pool, template, generation, bind_address, port_range, destination):
 
 
 class WarmClone(CloneSteps):
-    """One slot: a clone with no account, its server started, on the pool's ports like an instance."""
+    """One slot: a clone with the default account made in advance, its server started, on the pool's ports."""
 
     role = "warm"
 
@@ -114,7 +116,7 @@ class WarmClone(CloneSteps):
         self.container = "myaas-%s-warm.%s.%s" % (pool_tag(pool.path), template, slot.replace(REMOVING, ""))
 
     def make(self, template_meta, settings):
-        """Snapshot, start, wait until the server answers on its socket; the record (warm.json)."""
+        """Snapshot, start, wait until the account logs in over TCP; the record (warm.json)."""
         engine = self.engines(template_meta["engine"])
         meta = {"name": self.name, "template": self.template, "generation": template_meta["generation"],
                 "engine": template_meta["engine"], "image": template_meta["image"], "upgrade_to": None,
