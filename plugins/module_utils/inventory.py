@@ -64,7 +64,7 @@ def list_instances(pool, docker, sizes=True, now=None):
         expires = meta.get("expires_at")
         entry = dict((key, meta.get(key)) for key in (
             "name", "template", "generation", "engine", "image", "upgrade_to", "host", "port", "database", "owner",
-            "created_at", "expires_at", "protected", "container", "bookmark"))
+            "created_at", "expires_at", "protected", "protected_until", "container", "bookmark"))
         entry["bookmarks"] = meta.get("bookmarks") or {}
         entry.update({
             "status": state["Status"] if state else ("missing" if os.path.isdir(data) else "broken"),

@@ -27,6 +27,31 @@ def parse_ttl(value):
     return seconds
 
 
+# How `protected` may be given as a yes/no (Ansible's own spellings, -e gives strings).
+_YES = ("true", "yes", "on", "1", "y", "t")
+_NO = ("false", "no", "off", "0", "n", "f")
+
+
+def parse_protection(value):
+    """``protected`` as (protected, lease seconds): true/false, or a lease such as '7d'.
+
+    None (not given) -> (None, None). True means no end; a lease means
+    protected for that long from when it was granted (its end is the
+    caller's to work out, from the moment it counts from).
+    """
+    if value is None or isinstance(value, bool):
+        return value, None
+    text = str(value).strip().lower()
+    if text in _YES or text in _NO:
+        return text in _YES, None
+    try:
+        seconds = parse_ttl(text)
+    except MyaasError:
+        raise MyaasError("protected %r is neither true/false nor a duration: give true (no end), false, or how "
+                         "long the protection lasts (7d, 12h, 2w)." % (value,))
+    return (True, seconds) if seconds else (False, None)
+
+
 def iso(timestamp):
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")
 

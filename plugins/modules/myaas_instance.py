@@ -98,8 +98,12 @@ options:
     type: str
   protected:
     description:
-      - Never reaped, even when expired. Applied to an existing instance when given; a new one defaults to V(false).
-    type: bool
+      - Kept by the reaper even when expired. V(true) protects with no end; a duration (seconds, or a number with
+        a unit C(s), C(m), C(h), C(d), C(w), e.g. C(7d)) is a lease - protected for that long from when it was
+        granted, then reaped like any other instance once expired. V(false) lifts the protection.
+      - Applied to an existing instance when given; a new one defaults to V(false). Asked again with the same
+        lease, the lease keeps its end (C(changed=false)); another duration starts a new lease from now.
+    type: raw
   owner:
     description:
       - Who the instance is for (free text). Applied to an existing instance when given; a new one defaults to
@@ -189,6 +193,11 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "mysql --protocol=TCP -h {{ db.instance.host }} -P {{ db.instance.port }} -u {{ db.instance.user }} -p"
 
+- name: Keep it through the release week, then let the reaper take it once it has expired
+  myaas.myaas.myaas_instance:
+    name: shop-alice
+    protected: 7d
+
 - name: Throw away today's writes
   myaas.myaas.myaas_instance:
     name: shop-alice
@@ -257,7 +266,10 @@ instance:
     created_at: {description: "Creation time, UTC, ISO 8601.", type: str}
     expires_at: {description: When the reaper may remove it; null for never., type: str}
     owner: {description: Who it is for., type: str}
-    protected: {description: Whether the reaper leaves it alone., type: bool}
+    protected: {description: Whether the reaper leaves it alone (until C(protected_until) when that is set)., type: bool}
+    protected_until:
+      description: "When a protection lease ends, UTC, ISO 8601; null for no lease (protected with no end, or not at all)."
+      type: str
     ready_seconds: {description: Seconds from the snapshot to the first successful login., type: float, returned: when created or reset}
     cow: {description: How the data was copied., type: str, sample: btrfs-snapshot}
     bookmark: {description: The bookmark its data was last reset to; null after a reset to a template., type: str}
@@ -337,7 +349,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import parse_range
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
-from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_ttl
+from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_protection, parse_ttl
 
 
 def main():
@@ -352,7 +364,7 @@ def main():
             as_of=dict(type="str"),
             pool=dict(type="path", default="/var/lib/myaas"),
             ttl=dict(type="str"),
-            protected=dict(type="bool"),
+            protected=dict(type="raw"),
             owner=dict(type="str"),
             requester=dict(type="str"),
             admin=dict(type="bool", default=False),
@@ -391,6 +403,7 @@ def main():
             if params["state"] not in ("saved", "reset", "absent"):
                 raise MyaasError("bookmark is for state=saved, reset or absent, not %s." % params["state"])
         params["ttl"] = None if params["ttl"] is None else parse_ttl(params["ttl"])
+        params["protected"], params["protection_lease"] = parse_protection(params["protected"])
         params["port_range"] = parse_range(params["port_range"])
         params["public_host"] = params["public_host"] or socket.getfqdn()
         try:

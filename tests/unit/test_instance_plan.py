@@ -116,3 +116,30 @@ def test_check_mode_shows_changed_settings_and_writes_nothing(pool_dir, make_run
     assert result["diff"]["before"]["protected"] is False and result["diff"]["after"]["protected"] is True
     assert json.loads(path.read_text())["protected"] is False
     assert "update_container" not in api.names_called()
+
+
+def test_a_protection_lease_counts_from_its_grant_and_the_same_lease_changes_nothing():
+    from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import planned_settings
+    leased = planned_settings(EXISTING, dict(protected=True, protection_lease=7 * 86400), now=5000.0)
+    assert leased == {"protected": True, "protection_lease": 604800, "protected_until": iso(5000.0 + 604800)}
+    meta = dict(EXISTING, **leased)
+    assert planned_settings(meta, dict(protected=True, protection_lease=604800), now=90000.0) == {}
+    # Another duration is a new lease from now; true is protection with no end; false lifts it.
+    assert planned_settings(meta, dict(protected=True, protection_lease=3600), now=90000.0)["protected_until"] \
+        == iso(93600.0)
+    assert planned_settings(meta, dict(protected=True, protection_lease=None), now=90000.0) == {
+        "protection_lease": None, "protected_until": None}
+    assert planned_settings(meta, dict(protected=False, protection_lease=None), now=90000.0) == {
+        "protected": False, "protection_lease": None, "protected_until": None}
+
+
+def test_the_reaper_keeps_an_expired_instance_inside_its_lease_only():
+    from ansible_collections.myaas.myaas.plugins.module_utils.instances.reaper import verdict
+    meta = dict(EXISTING, protected=True, protected_until=iso(9000.0))
+    running = {"Status": "running"}
+    assert verdict(meta, True, running, 8999.0) == ("keep", "protected until %s" % iso(9000.0))
+    action, why = verdict(meta, True, running, 9000.0)
+    assert action == "remove" and why == "expired at %s; its protection ended at %s" % (iso(4600.0), iso(9000.0))
+    # A lease that ended on an instance that has not expired leaves it to its expiry.
+    assert verdict(dict(meta, expires_at=iso(20000.0)), True, running, 9500.0) == ("keep", "not expired")
+    assert verdict(dict(meta, protected_until=None), True, running, 10 ** 9) == ("keep", "protected")

@@ -3,7 +3,7 @@ import pytest
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import parse_range, pick_port
-from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso, parse_iso, parse_ttl
+from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso, parse_iso, parse_protection, parse_ttl
 
 
 @pytest.mark.parametrize("name", ["shop", "a", "shop-alice_2", "0db", "x" * 63])
@@ -53,3 +53,16 @@ def test_pick_port_skips_taken_and_busy_ports():
 def test_pick_port_says_when_the_range_is_full():
     with pytest.raises(MyaasError, match="No free port left"):
         pick_port((13306, 13307), taken={13306, 13307}, address="127.0.0.1", free=lambda a, p: True)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, (None, None)), (True, (True, None)), (False, (False, None)), ("yes", (True, None)),
+    ("false", (False, None)), ("1", (True, None)), ("7d", (True, 604800)), ("12h", (True, 43200)),
+    ("0s", (False, None))])
+def test_protected_is_a_yes_no_or_a_lease(value, expected):
+    assert parse_protection(value) == expected
+
+
+def test_a_protected_that_is_neither_says_what_to_give():
+    with pytest.raises(MyaasError, match="neither true/false nor a duration.*7d"):
+        parse_protection("forever")

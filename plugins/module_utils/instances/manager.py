@@ -20,7 +20,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.steps import remove_file, run_every, status_diff
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import (
-    LIMITS, VERBS, check_access, planned_settings)
+    LIMITS, VERBS, check_access, planned_settings, protection)
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import process_seconds
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
@@ -86,7 +86,7 @@ class InstanceManager(CloneSteps):
             if wanted and wanted != meta["template"]:
                 raise MyaasError("Instance %s exists with template %s, not %s. Drop it first, or use state=reset "
                                  "to refresh its data from its own template." % (self.name, meta["template"], wanted))
-            changes = planned_settings(meta, self.params)
+            changes = planned_settings(meta, self.params, self.now())
             if state == "saved":
                 return bookmarks.save(self, self._apply_settings(meta, changes), bookmark)
             if state == "reset":
@@ -159,11 +159,11 @@ class InstanceManager(CloneSteps):
             "created_at": iso(created),
             "expires_at": iso(created + ttl) if ttl else None,
             "owner": params["owner"] or params.get("requester") or getpass.getuser(),
-            "protected": bool(params["protected"]),
             "memory": params["memory"],
             "cpus": params["cpus"],
             "cow": COW_METHOD,
         }
+        meta.update(protection(params["protected"], params.get("protection_lease"), created))
         if self.check_mode:
             return self.result(True, meta, "create")
         secret = {"user": params["user"], "password": params["password"] or new_password()}

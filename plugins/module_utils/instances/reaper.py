@@ -18,22 +18,32 @@ from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasErr
 from ansible_collections.myaas.myaas.plugins.module_utils.instances import warm
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import WARM_FOLDER, instance_paths
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import protected_now
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
 
 
 def verdict(meta, data_exists, container_state, now):
-    """What to do with one instance: (action, why), action one of remove, repair, keep."""
+    """What to do with one instance: (action, why), action one of remove, repair, keep.
+
+    A protection lease that has ended protects nothing: the instance is
+    judged like any other (removed once expired).
+    """
     if meta is None:
         return "remove", "left half-made: no instance.json, and no run is making it"
     expired = bool(meta.get("expires_at")) and parse_iso(meta["expires_at"]) <= now
-    if expired and not meta.get("protected"):
-        return "remove", "expired at %s" % meta["expires_at"]
+    protected = protected_now(meta, now)
+    lease = meta.get("protected_until") if meta.get("protected") else None
+    if expired and not protected:
+        return "remove", "expired at %s" % meta["expires_at"] + ("; its protection ended at %s" % lease if lease
+                                                                  else "")
     if not data_exists:
         return "repair", "its data is missing; made again from its template"
     if not container_state:
         return "repair", "its container is missing; started again on the same port with the same password"
-    return "keep", "protected" if meta.get("protected") else "not expired"
+    if protected:
+        return "keep", "protected until %s" % lease if lease else "protected"
+    return "keep", "not expired"
 
 
 class Reaper:

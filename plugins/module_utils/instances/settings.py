@@ -10,6 +10,8 @@ nothing.
 
 from __future__ import annotations
 
+import time
+
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso, parse_iso
 
@@ -36,8 +38,24 @@ def check_access(meta, params, state):
                      % (meta["name"], meta.get("owner"), VERBS.get(state, state)))
 
 
-def planned_settings(meta, params):
-    """{key: new value} for the settings ``params`` change; raises for those that cannot change."""
+def protection(protected, lease, now):
+    """The metadata of ``protected``: a lease (seconds) ends that long after ``now``."""
+    return {"protected": bool(protected), "protection_lease": lease,
+            "protected_until": iso(now + lease) if protected and lease else None}
+
+
+def protected_now(meta, now):
+    """Whether the reaper must keep the instance at ``now``: protected, and its lease (if any) not over."""
+    until = meta.get("protected_until")
+    return bool(meta.get("protected")) and not (until and parse_iso(until) <= now)
+
+
+def planned_settings(meta, params, now=None):
+    """{key: new value} for the settings ``params`` change; raises for those that cannot change.
+
+    A protection lease counts from when it was granted: asked again with the
+    same duration it stays as it is; another duration starts a new lease at ``now``.
+    """
     if params.get("port") and params["port"] != meta["port"]:
         raise MyaasError("Instance %s listens on port %d; the port of an existing instance cannot change. "
                          "Drop it and create it again with port %d (state=absent, then present); "
@@ -46,7 +64,11 @@ def planned_settings(meta, params):
     if params.get("ttl") is not None:
         ttl = params["ttl"]
         wanted["expires_at"] = iso(parse_iso(meta["created_at"]) + ttl) if ttl else None
-    for key in ("protected", "owner") + LIMITS:
+    if params.get("protected") is not None:
+        lease = params.get("protection_lease")
+        if bool(meta.get("protected")) != params["protected"] or meta.get("protection_lease") != lease:
+            wanted.update(protection(params["protected"], lease, time.time() if now is None else now))
+    for key in ("owner",) + LIMITS:
         if params.get(key) is not None:
             wanted[key] = params[key]
     return dict((key, value) for key, value in wanted.items() if meta.get(key) != value)
