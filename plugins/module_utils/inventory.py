@@ -12,17 +12,25 @@ import glob
 import os
 import time
 
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import METADATA as INSTANCE_METADATA, SECRET
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import kept, origin
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
+from ansible_collections.myaas.myaas.plugins.module_utils.host import metrics
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import read_json
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import STAGING_PREFIX
-from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import METADATA as TEMPLATE_METADATA
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
-from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import kept_reports
+
+
+# Each template's record (importer.METADATA): named here so that reading it
+# does not import the importer into every instance run that writes metrics.
+TEMPLATE_METADATA = "template.json"
 
 
 def list_templates(pool):
+    # Deferred: only the info module lists rehearsals.
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.myaas.myaas.plugins.module_utils.upgrades.rehearsal import kept_reports
     templates = []
     for directory in sorted(glob.glob(os.path.join(pool.path, "templates", "*"))):
         meta = read_json(os.path.join(directory, TEMPLATE_METADATA)) or {}
@@ -97,3 +105,22 @@ def find_orphans(pool, docker, instances):
 def instance_password(pool, name):
     secret = read_json(os.path.join(pool.instance_dir(name), SECRET))
     return secret and secret["password"]
+
+
+def update_metrics(pool, docker, **events):
+    """Record a run's ``events`` (see metrics.record) and write the pool's metrics file.
+
+    Returns a warning for the run's result when they could not be written
+    (metrics never fail the work they describe), else None.
+    """
+    try:
+        if events:
+            metrics.record(pool, **events)
+        warning = metrics.missing_library()
+        if warning is None:
+            templates = [dict(read_json(path) or {}, name=os.path.basename(os.path.dirname(path)))
+                         for path in sorted(glob.glob(os.path.join(pool.path, "templates", "*", TEMPLATE_METADATA)))]
+            metrics.write(pool, list_instances(pool, docker), templates)
+        return warning
+    except (OSError, MyaasError) as exc:
+        return "Metrics were not written: %s" % exc

@@ -345,7 +345,9 @@ from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasErr
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import detach, run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_image, check_name
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metrics import missing_library
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.inventory import update_metrics
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import parse_range
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
@@ -415,9 +417,15 @@ def main():
         runner.require("btrfs", "docker")
         manager = InstanceManager(Pool(params["pool"], runner), Docker(runner), get_engine, params, module.check_mode)
         result = manager.apply()
-        if manager.after_return:
-            # A warm clone was taken: its replacement starts after this run returned.
-            detach(manager.after_return)
+        later = [manager.after_return] if manager.after_return else []     # a warm clone's replacement
+        if result["changed"] and not module.check_mode:
+            warning = missing_library()
+            result["warnings"] = result.get("warnings", []) + ([warning] if warning else [])
+            ready = result.get("instance", {}).get("ready_seconds")
+            later.append(lambda: update_metrics(manager.pool, manager.docker, ready_seconds=ready))
+        if later:
+            # After this run returned: the developer waits for neither.
+            detach(lambda: [work() for work in later])
         return result
 
     run_module(module, action)

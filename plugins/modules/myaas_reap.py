@@ -84,6 +84,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.inventory import update_metrics
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.reaper import Reaper
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
@@ -101,8 +102,13 @@ def main():
     def action():
         runner = Runner(module)
         runner.require("btrfs", "docker")
-        return Reaper(Pool(module.params["pool"], runner), Docker(runner), get_engine, module.check_mode,
-                      time.time(), module.params["wait_timeout"]).run()
+        pool, docker = Pool(module.params["pool"], runner), Docker(runner)
+        result = Reaper(pool, docker, get_engine, module.check_mode, time.time(), module.params["wait_timeout"]).run()
+        if not module.check_mode:
+            # Every reap refreshes the metrics, changed or not: ages and sizes move on by themselves.
+            warning = update_metrics(pool, docker)
+            result["warnings"] = [warning] if warning else []
+        return result
 
     run_module(module, action)
 

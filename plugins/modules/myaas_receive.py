@@ -80,6 +80,7 @@ seconds:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.inventory import update_metrics
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
@@ -103,11 +104,20 @@ def main():
         check_name("template", params["name"])
         runner = Runner(module)
         runner.require("btrfs", "docker", "flock")
-        pool = Pool(params["pool"], runner)
+        pool, docker = Pool(params["pool"], runner), Docker(runner)
         pool.ensure_layout()
-        receiver = Receiver(pool, Docker(runner), runner, params["name"], params["lock_timeout"],
-                            params["start_timeout"])
-        return receive_all(receiver, module.check_mode)
+        receiver = Receiver(pool, docker, runner, params["name"], params["lock_timeout"], params["start_timeout"])
+        try:
+            result = receive_all(receiver, module.check_mode)
+        except Exception:
+            if not module.check_mode:
+                update_metrics(pool, docker, import_of=params["name"], import_ok=False)
+            raise
+        if not module.check_mode:
+            # On a server, the template is as fresh as what it received.
+            warning = update_metrics(pool, docker, import_of=params["name"], import_ok=True)
+            result["warnings"] = result.get("warnings", []) + ([warning] if warning else [])
+        return result
 
     run_module(module, action)
 

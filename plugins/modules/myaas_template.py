@@ -421,6 +421,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.masking.rules import c
 from ansible_collections.myaas.myaas.plugins.module_utils.module_runner import run_module
 from ansible_collections.myaas.myaas.plugins.module_utils.names import check_name
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.inventory import update_metrics
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.importer import TemplateManager
@@ -508,14 +509,28 @@ def main():
             if not module.check_mode:
                 # The template is gone: so are its warm clones.
                 with_warm(result, lambda: removed_warm(clones.refill()))
+                if result["changed"]:
+                    update_metrics(pool, docker)
             return result
         if params["from_instance"]:
             source = InstanceManager(pool, docker, get_engine, dict(params, name=params["from_instance"]),
                                      module.check_mode)
-            return make_branch(manager, source, params["from_bookmark"])
-        result = manager.present()
-        return with_warm(result, lambda: warm.apply(clones, params["warm"], params["bind_address"],
-                                                    params["port_range"], module.check_mode))
+            result = make_branch(manager, source, params["from_bookmark"])
+            if result["changed"] and not module.check_mode:
+                update_metrics(pool, docker)
+            return result
+        try:
+            result = manager.present()
+        except Exception:
+            if not module.check_mode:
+                update_metrics(pool, docker, import_of=params["name"], import_ok=False)
+            raise
+        result = with_warm(result, lambda: warm.apply(clones, params["warm"], params["bind_address"],
+                                                      params["port_range"], module.check_mode))
+        if not module.check_mode:
+            warning = update_metrics(pool, docker, import_of=params["name"], import_ok=True)
+            result["warnings"] = result.get("warnings", []) + ([warning] if warning else [])
+        return result
 
     run_module(module, action)
 

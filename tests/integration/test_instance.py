@@ -10,6 +10,7 @@ import time
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
+from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
 from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, module_argv, sh
 
 
@@ -341,3 +342,68 @@ def test_full_pool_is_a_clear_error(rig, workdir):
         assert result["failed"] and "is full" in result["msg"], result
         assert not os.path.exists(os.path.join(pool, "instances", "crowded"))
         assert not sh("docker", "ps", "-aq", "--filter", "label=org.myaas.pool=" + pool).stdout.strip()
+
+
+def _metrics(rig):
+    """The pool's metrics file, parsed by prometheus_client's own parser: {(name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families  # pylint: disable=import-outside-toplevel
+    files = [name for name in os.listdir(os.path.join(rig.pool, "metrics")) if name.endswith(".prom")]
+    assert len(files) == 1, files
+    with open(os.path.join(rig.pool, "metrics", files[0]), encoding="utf-8") as handle:
+        families = list(text_string_to_metric_families(handle.read()))
+    return dict(((sample.name, tuple(sorted((key, value) for key, value in sample.labels.items()
+                                            if key != "pool"))), sample.value)
+                for family in families for sample in family.samples)
+
+
+def test_metrics_match_what_myaas_info_says(rig, shop, workdir):
+    events = os.path.join(rig.pool, "metrics.json")
+
+    def ready_count():
+        with open(events, encoding="utf-8") as handle:
+            return json.load(handle).get("ready_seconds", {}).get("count", 0)
+
+    rig.playbook("playbooks/reap.yml")
+    before = _metrics(rig)
+    failures = before.get(("myaas_template_import_failures_total", (("template", "shop"),)), 0)
+    ready_before = ready_count()
+    try:
+        made = rig.instance("metrics-a", template="shop", owner="alice")
+        assert not made.get("failed"), made
+        # Recorded after the module returned, by the process it left behind.
+        rig.wait_for(lambda: ready_count() == ready_before + 1, what="the instance's ready time in metrics.json")
+        rig.instance("metrics-a", state="stopped")          # its size holds still while both are read
+        broken = os.path.join(str(workdir), "broken.sql")
+        with open(broken, "w", encoding="utf-8") as handle:
+            handle.write("CREATE TABLE broken (;\n")
+        assert rig.template("shop", broken)["failed"]
+        reaped = rig.playbook("playbooks/reap.yml")
+        assert reaped.returncode == 0, reaped.stdout[-3000:]
+        metrics, info, now = _metrics(rig), rig.info(), time.time()
+    finally:
+        rig.instance("metrics-a", state="absent")
+    mine = [instance for instance in info["instances"] if instance["name"] == "metrics-a"][0]
+    assert mine["status"] == "exited" and mine["exclusive_bytes"] > 0
+    labels = (("instance", "metrics-a"), ("owner", "alice"), ("template", "shop"))
+    assert metrics[("myaas_instance_exclusive_bytes", labels)] == mine["exclusive_bytes"]
+    counted = {}
+    for instance in info["instances"]:
+        key = (("owner", instance["owner"]), ("status", instance["status"]), ("template", instance["template"]))
+        counted[key] = counted.get(key, 0) + 1
+    assert dict((labels, value) for (name, labels), value in metrics.items() if name == "myaas_instances") == counted
+    # The failed import counted once; the template still serves the generation whose age and duration are shown.
+    assert metrics[("myaas_template_import_failures_total", (("template", "shop"),))] == failures + 1
+    template = [entry for entry in info["templates"] if entry["name"] == "shop"][0]
+    meta = json.loads(rig.template_json("shop"))
+    assert template["generation"] == shop["generation"]
+    age = metrics[("myaas_template_generation_age_seconds", (("template", "shop"),))]
+    assert abs(age - (now - parse_iso(template["imported_at"]))) < 120
+    assert metrics[("myaas_template_import_duration_seconds", (("template", "shop"),))] == meta["import_seconds"]
+    assert metrics[("myaas_template_import_last_success_timestamp_seconds", (("template", "shop"),))] \
+        >= parse_iso(template["imported_at"])
+    assert metrics[("myaas_instance_ready_seconds_count", ())] == ready_before + 1
+    assert metrics[("myaas_instance_ready_seconds_bucket", (("le", "+Inf"),))] == ready_before + 1
+    assert metrics[("myaas_instance_ready_seconds_sum", ())] >= made["instance"]["ready_seconds"]
+    stat = os.statvfs(rig.pool)
+    assert metrics[("myaas_pool_size_bytes", ())] == stat.f_blocks * stat.f_frsize
+    assert 0 < metrics[("myaas_pool_free_bytes", ())] <= stat.f_blocks * stat.f_frsize

@@ -35,8 +35,8 @@ def verdict(meta, data_exists, container_state, now):
     protected = protected_now(meta, now)
     lease = meta.get("protected_until") if meta.get("protected") else None
     if expired and not protected:
-        return "remove", "expired at %s" % meta["expires_at"] + ("; its protection ended at %s" % lease if lease
-                                                                  else "")
+        ended = "; its protection ended at %s" % lease if lease else ""
+        return "remove", "expired at %s%s" % (meta["expires_at"], ended)
     if not data_exists:
         return "repair", "its data is missing; made again from its template"
     if not container_state:
