@@ -51,8 +51,8 @@ def test_reaper_removes_only_what_it_may_and_repairs_the_rest(rig, faults):
         # Being made right now: folder, no instance.json yet, its lock held.
         os.makedirs(making)
         # Expired in a second, but under a protection lease of a few more.
-        lease = rig.instance("r-lease", template="faults", ttl="1s", protected="8s")["instance"]
-        assert rig.instance("r-lease", protected="8s")["changed"] is False      # the same lease keeps its end
+        lease = rig.instance("r-lease", template="faults", ttl="1s", protected="15s")["instance"]
+        assert rig.instance("r-lease", protected="15s")["changed"] is False      # the same lease keeps its end
         time.sleep(1.5)
         held = [hold_lock(rig, "r-locked"), hold_lock(rig, "r-making")]
         try:
@@ -65,6 +65,11 @@ def test_reaper_removes_only_what_it_may_and_repairs_the_rest(rig, faults):
         assert check["removed"] == run["removed"] == ["r-expired", "r-half"]
         assert check["repaired"] == run["repaired"] == ["r-protected"]
         assert sorted(run["busy"]) == ["r-locked", "r-making"]
+        assert rig.gone("r-expired") and not os.path.exists(half)
+        assert os.path.isdir(making) and rig.containers(instance="r-locked")
+        # Repaired: on the same port, with the same password.
+        assert customers(rig, protected) == CUSTOMERS
+        assert rig.instance("r-protected", template="faults")["changed"] is False
         assert "r-lease" not in run["reasons"] and not rig.gone("r-lease")
         listed = [entry for entry in rig.info()["instances"] if entry["name"] == "r-lease"][0]
         assert listed["expired"] and listed["protected_until"] == lease["protected_until"]
@@ -74,11 +79,6 @@ def test_reaper_removes_only_what_it_may_and_repairs_the_rest(rig, faults):
         assert "r-lease" in after["removed"] and "r-protected" not in after["removed"], after
         assert "protection ended at %s" % lease["protected_until"] in after["reasons"]["r-lease"]
         assert rig.gone("r-lease")
-        assert rig.gone("r-expired") and not os.path.exists(half)
-        assert os.path.isdir(making) and rig.containers(instance="r-locked")
-        # Repaired: on the same port, with the same password.
-        assert customers(rig, protected) == CUSTOMERS
-        assert rig.instance("r-protected", template="faults")["changed"] is False
     finally:
         shutil.rmtree(making, ignore_errors=True)
         for name in ("r-protected", "r-locked", "r-expired", "r-half", "r-lease"):
