@@ -62,6 +62,8 @@ def list_templates(pool):
 
 def list_instances(pool, docker, sizes=True, now=None):
     now = time.time() if now is None else now
+    # With quota groups on, btrfs keeps each clone's exclusive bytes: read, not walked (du).
+    counted = sizes and pool.quota_enabled()
     instances = []
     for directory in sorted(glob.glob(os.path.join(pool.path, "instances", "*"))):
         meta = read_json(os.path.join(directory, INSTANCE_METADATA))
@@ -77,7 +79,9 @@ def list_instances(pool, docker, sizes=True, now=None):
         entry.update({
             "status": state["Status"] if state else ("missing" if os.path.isdir(data) else "broken"),
             "expired": bool(expires) and parse_iso(expires) <= now,
-            "exclusive_bytes": pool.usage(data)[1] if sizes and os.path.isdir(data) else None,
+            "exclusive_bytes": (pool.qgroup(data)[0] if counted else pool.usage(data)[1])
+            if sizes and os.path.isdir(data) else None,
+            "max_bytes": meta.get("max_bytes"),
         })
         instances.append(entry)
     return instances

@@ -104,6 +104,21 @@ options:
       - Applied to an existing instance when given; a new one defaults to V(false). Asked again with the same
         lease, the lease keeps its end (C(changed=false)); another duration starts a new lease from now.
     type: raw
+  max_bytes:
+    description:
+      - The instance's disk quota - what its server may write beyond the template's data it shares (its exclusive
+        bytes, a btrfs quota group's limit). Bytes, or a number with a unit (C(20G), C(512M)); at least C(64M).
+        V(0) or V(none) lifts it. A write past it fails with the server's own "disk full" or "quota" error; the
+        server goes on answering.
+      - Applied to an existing instance when given (a reset keeps it); a new one has none unless given. The pool's
+        quota groups are turned on the first time an instance asks for a quota.
+    type: str
+  owner_max_bytes:
+    description:
+      - The owner's disk budget - the sum of C(max_bytes) their instances may hold on this pool (playbook
+        variable C(myaas_owner_max_bytes)). With it, each new instance of the owner must give O(max_bytes), and
+        is refused when the owner's other instances leave less of the budget.
+    type: str
   owner:
     description:
       - Who the instance is for (free text). Applied to an existing instance when given; a new one defaults to
@@ -267,6 +282,7 @@ instance:
     expires_at: {description: When the reaper may remove it; null for never., type: str}
     owner: {description: Who it is for., type: str}
     protected: {description: Whether the reaper leaves it alone (until C(protected_until) when that is set)., type: bool}
+    max_bytes: {description: "Its disk quota in bytes (exclusive bytes, see O(max_bytes)); null for none.", type: int}
     protected_until:
       description: "When a protection lease ends, UTC, ISO 8601; null for no lease (protected with no end, or not at all)."
       type: str
@@ -349,6 +365,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.host.metrics import mi
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
 from ansible_collections.myaas.myaas.plugins.module_utils.inventory import update_metrics
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import parse_range
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.quota import parse_size
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_protection, parse_ttl
@@ -368,6 +385,8 @@ def main():
             ttl=dict(type="str"),
             protected=dict(type="raw"),
             owner=dict(type="str"),
+            max_bytes=dict(type="str"),
+            owner_max_bytes=dict(type="str"),
             requester=dict(type="str"),
             admin=dict(type="bool", default=False),
             bind_address=dict(type="str", default="127.0.0.1"),
@@ -406,6 +425,8 @@ def main():
                 raise MyaasError("bookmark is for state=saved, reset or absent, not %s." % params["state"])
         params["ttl"] = None if params["ttl"] is None else parse_ttl(params["ttl"])
         params["protected"], params["protection_lease"] = parse_protection(params["protected"])
+        params["max_bytes"] = parse_size("max_bytes", params["max_bytes"])
+        params["owner_max_bytes"] = parse_size("owner_max_bytes", params["owner_max_bytes"])
         params["port_range"] = parse_range(params["port_range"])
         params["public_host"] = params["public_host"] or socket.getfqdn()
         try:

@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
+from quota_checks import runaway_write_is_stopped
 from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, module_argv, run_module, sh
 
 
@@ -407,3 +408,7 @@ def test_metrics_match_what_myaas_info_says(rig, shop, workdir):
     stat = os.statvfs(rig.pool)
     assert metrics[("myaas_pool_size_bytes", ())] == stat.f_blocks * stat.f_frsize
     assert 0 < metrics[("myaas_pool_free_bytes", ())] <= stat.f_blocks * stat.f_frsize
+
+
+def test_a_runaway_write_stops_at_the_instance_quota(rig, shop):
+    runaway_write_is_stopped(rig, "shop", "SELECT COUNT(*) FROM customers", CUSTOMERS)

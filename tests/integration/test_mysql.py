@@ -17,6 +17,7 @@ import pymysql
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
+from quota_checks import runaway_write_is_stopped
 from rig import files_holding, login_refused, sh
 
 IMAGES = ["mysql:9.7", "myaas/mysql:9.7"]
@@ -220,3 +221,9 @@ def test_the_nightly_playbook_imports_each_dump_with_its_templates_engine(rig, w
     finally:
         for name in ("billing", "webshop"):
             rig.template(name, None, state="absent")
+
+
+def test_a_runaway_write_stops_at_the_instance_quota(rig, mysql_templates, mysql_dump):
+    template = mysql_templates("mysql:9.7")
+    runaway_write_is_stopped(rig, template["name"], "SELECT COUNT(*) FROM customers",
+                             mysql_dump[1]["shop.customers"])

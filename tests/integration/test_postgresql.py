@@ -8,6 +8,7 @@ import time
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
+from quota_checks import runaway_write_is_stopped
 from rig import PG_CUSTOMERS as CUSTOMERS, PG_IMAGE, sh
 
 
@@ -192,3 +193,7 @@ def test_new_db_prints_the_postgresql_client_and_a_dsn_that_works(rig, pgshop):
             connection.close()
     finally:
         rig.instance("pg-nd", state="absent")
+
+
+def test_a_runaway_write_stops_at_the_instance_quota(rig, pgshop):
+    runaway_write_is_stopped(rig, "pgshop", "SELECT COUNT(*) FROM customers", CUSTOMERS)

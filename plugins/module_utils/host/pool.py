@@ -148,6 +148,32 @@ class Pool:
         out = self._run(["btrfs", "property", "get", "-ts", path, "ro"])[1]
         return out.strip() == "ro=true"
 
+    # -- quota groups ------------------------------------------------------
+    def quota_enabled(self):
+        rc, _out, err = self._run(["btrfs", "qgroup", "show", self.path], check=False)
+        if rc != 0 and "not enabled" not in err:
+            raise MyaasError("Could not read the quota groups of the pool %s: %s" % (self.path, err.strip()))
+        return rc == 0
+
+    def enable_quota(self):
+        """Turn btrfs quota groups on, and wait until what the pool already holds is counted (once per pool:
+        on a new pool it is instant, on a full one it reads every extent)."""
+        self._run(["btrfs", "quota", "enable", self.path])
+        self._run(["btrfs", "quota", "rescan", "--wait", self.path])
+
+    def limit_exclusive(self, path, max_bytes):
+        """Cap the bytes only subvolume ``path`` holds (its own writes); None lifts the cap."""
+        self._run(["btrfs", "qgroup", "limit", "-e", str(max_bytes) if max_bytes else "none", path])
+
+    def qgroup(self, path):
+        """(exclusive bytes, exclusive limit or None) of subvolume ``path``'s own quota group."""
+        out = self._run(["btrfs", "qgroup", "show", "-ref", "--raw", path])[1]
+        for line in out.splitlines():
+            fields = line.split()
+            if len(fields) >= 5 and fields[0].startswith("0/") and fields[2].isdigit():
+                return int(fields[2]), int(fields[4]) if fields[4].isdigit() else None
+        raise MyaasError("Could not read the quota group of %s from btrfs: %r" % (path, out[-500:]))
+
     def usage(self, path):
         """(total, exclusive) bytes of a subvolume, as btrfs counts them."""
         out = self._run(["btrfs", "filesystem", "du", "-s", "--raw", path])[1]

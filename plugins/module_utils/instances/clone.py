@@ -19,6 +19,7 @@ from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasErr
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import pick
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json, write_init_file, write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import quota
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import pick_port
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import PortTaken, labels
 
@@ -141,6 +142,9 @@ class CloneSteps:
                     Rehearsal)
                 self.upgrade = Rehearsal(self, meta, engine, template, record).run()
                 lap("upgrade")
+        if meta.get("max_bytes"):
+            quota.apply_limit(self.pool, self.paths["data"], meta["max_bytes"])
+            lap("quota")
         init_sql = engine.lock_accounts_sql([user for user in foreign if user != secret["user"]]) + \
             engine.init_sql(secret["user"], secret["password"], meta["database"])
         init_path = os.path.join(self.paths["data"], engine.init_file)

@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 
-from ansible_collections.myaas.myaas.plugins.module_utils.instances import bookmarks, warm
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import bookmarks, quota, warm
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import (
     STOP_TIMEOUT, WARM_METADATA, CloneSteps, default_database, load_instance, load_template, new_password)
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
@@ -123,9 +123,14 @@ class InstanceManager(CloneSteps):
         if not changes:
             return meta
         meta = dict(meta, **changes)
+        if "max_bytes" in changes and changes["max_bytes"] and self.params.get("owner_max_bytes"):
+            quota.check_budget(self.pool, meta["owner"], self.name, changes["max_bytes"],
+                               self.params["owner_max_bytes"])
         if not self.check_mode:
             if set(changes) & set(LIMITS) and self.docker.state(meta["container"]):
                 self.docker.update(meta["container"], changes.get("memory"), changes.get("cpus"))
+            if "max_bytes" in changes and os.path.isdir(self.paths["data"]):
+                quota.apply_limit(self.pool, self.paths["data"], changes["max_bytes"])
             write_json(self.paths["meta"], meta)
         return meta
 
@@ -164,6 +169,15 @@ class InstanceManager(CloneSteps):
             "cow": COW_METHOD,
         }
         meta.update(protection(params["protected"], params.get("protection_lease"), created))
+        meta["max_bytes"] = params.get("max_bytes") or None
+        if not params.get("owner_max_bytes"):
+            return self._create_checked(meta, template, engine)
+        with quota.owner_lock(self.pool, meta["owner"], params["lock_timeout"]):
+            quota.check_budget(self.pool, meta["owner"], self.name, meta["max_bytes"], params["owner_max_bytes"])
+            return self._create_checked(meta, template, engine)
+
+    def _create_checked(self, meta, template, engine):
+        params = self.params
         if self.check_mode:
             return self.result(True, meta, "create")
         secret = {"user": params["user"], "password": params["password"] or new_password()}
@@ -211,6 +225,8 @@ class InstanceManager(CloneSteps):
             # later run know the container and the port are this instance's.
             write_json(self.paths["meta"], taken)
             os.unlink(os.path.join(self.paths["dir"], WARM_METADATA))
+            if meta["max_bytes"]:
+                quota.apply_limit(self.pool, self.paths["data"], meta["max_bytes"])
             mark = time.monotonic()
             if own_account:
                 secret = read_json(self.paths["secret"])     # a password nobody has seen yet

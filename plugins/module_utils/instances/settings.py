@@ -68,6 +68,8 @@ def planned_settings(meta, params, now=None):
         lease = params.get("protection_lease")
         if bool(meta.get("protected")) != params["protected"] or meta.get("protection_lease") != lease:
             wanted.update(protection(params["protected"], lease, time.time() if now is None else now))
+    if params.get("max_bytes") is not None:
+        wanted["max_bytes"] = params["max_bytes"] or None
     for key in ("owner",) + LIMITS:
         if params.get(key) is not None:
             wanted[key] = params[key]

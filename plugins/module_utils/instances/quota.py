@@ -1,0 +1,83 @@
+# Copyright: MyAAS team
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Disk quotas of instances: btrfs quota groups, and the budgets of owners.
+
+An instance's ``max_bytes`` caps the exclusive bytes of its data subvolume's
+quota group: what its server wrote since the clone, not the template's data
+it shares. A write past it fails with EDQUOT ("Disk quota exceeded").
+
+An owner's budget (``owner_max_bytes``) is the sum of ``max_bytes`` their
+instances may hold, checked when an instance is made or its quota grows.
+Each instance's own limit then holds the budget physically. A level-1
+quota group per owner would count their writes together, but a snapshot
+placed in one that its template is not in leaves btrfs's accounting
+inconsistent until a rescan of the whole pool: too slow for a clone.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+
+from ansible.module_utils.common.text.formatters import bytes_to_human, human_to_bytes
+
+from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json
+
+# A server's start and first writes (redo, undo, temporary tables) need room
+# of their own on a fresh clone: less than this cannot start reliably.
+MIN_MAX_BYTES = 64 * 2 ** 20
+
+
+def parse_size(option, value):
+    """'20G', '512M', '1.5G', '1073741824' -> bytes; None stays None; 0 or 'none' -> 0 (no quota)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.lower() in ("0", "none"):
+        return 0
+    try:
+        size = human_to_bytes(text)
+    except ValueError:
+        raise MyaasError("%s %r is not a size: give bytes or a number with a unit (20G, 512M, 1.5T); "
+                         "0 or none for no quota." % (option, value))
+    if size < MIN_MAX_BYTES:
+        raise MyaasError("%s %r is below %s, the least a server needs to start and write its logs on a clone; "
+                         "give more." % (option, value, bytes_to_human(MIN_MAX_BYTES)))
+    return size
+
+
+def apply_limit(pool, data, max_bytes):
+    """Give the data subvolume its quota (None or 0 lifts it), turning quotas on for the pool when needed."""
+    if max_bytes and not pool.quota_enabled():
+        pool.enable_quota()
+    if max_bytes or pool.quota_enabled():
+        pool.limit_exclusive(data, max_bytes or None)
+
+
+def owner_lock(pool, owner, timeout):
+    """Held while an owner's budget is checked and the instance made: two requests cannot both take the rest."""
+    # Owners are free text; a digest names the lock file safely.
+    digest = hashlib.sha256(owner.encode("utf-8")).hexdigest()[:16]
+    return FileLock(pool.lock_path("owner", digest), timeout, "The budget of %s" % owner)
+
+
+def check_budget(pool, owner, name, max_bytes, budget):
+    """Refuse ``max_bytes`` for instance ``name`` when the owner's other instances leave less of ``budget``."""
+    if not budget:
+        return
+    held = {}
+    for path in glob.glob(os.path.join(pool.path, "instances", "*", "instance.json")):
+        meta = read_json(path) or {}
+        if meta.get("owner") == owner and meta.get("name") != name:
+            held[meta.get("name")] = meta.get("max_bytes") or 0
+    left = max(budget - sum(held.values()), 0)
+    if not max_bytes:
+        raise MyaasError("%s has a disk budget of %s (owner_max_bytes): give the instance a quota, max_bytes, of "
+                         "at most %s (what is left of it)." % (owner, bytes_to_human(budget), bytes_to_human(left)))
+    if max_bytes > left:
+        holders = ", ".join("%s (%s)" % (key, bytes_to_human(value)) for key, value in sorted(held.items()))
+        raise MyaasError("%s's disk budget of %s (owner_max_bytes) has %s left, the rest held by %s. Ask for a "
+                         "smaller max_bytes, or drop an instance (playbook drop_db.yml)."
+                         % (owner, bytes_to_human(budget), bytes_to_human(left), holders))
