@@ -4,6 +4,7 @@
     python bench/bench.py --quick    # small machines and `make test`: tiny sizes, n = 3
     python bench/bench.py --only ship --quick    # only myaas_ship's full and incremental ship figures
     python bench/bench.py --only speed           # module call, warm clone, ten at once, new_db.yml, each / its floor
+    python bench/bench.py --only quota           # a clone with a disk quota against one without
 
 Writes bench/results/results.json (every sample), results.md (the table with
 goals) and ready_time.png (instance ready time against template size).
@@ -217,6 +218,11 @@ def run(args):
             results["templates"] = {}
             figures["speed"] = speed.speed(rig, speed_templates(rig, args, results["templates"]), args.runs)
             return results
+        if args.only == "quota":
+            results["templates"] = {}
+            made = speed_templates(rig, args, results["templates"], engines=("mariadb",))
+            figures["quota"] = speed.quota_cost(rig, made["mariadb"][0], args.runs)
+            return results
         for label, customers in ((("small", args.small),) if not args.only else ()) + (("large", args.large),):
             dump = make_dump(rig, customers, label)
             seconds, imported = timed(lambda dump=dump, label=label: rig.template(label, dump))
@@ -243,11 +249,13 @@ def run(args):
     return results
 
 
-def speed_templates(rig, args, templates):
+def speed_templates(rig, args, templates, engines=("mariadb", "mysql", "postgresql")):
     """The small dump imported on each engine: {engine: (template, image, dump)}."""
     made = {}
     for engine, image, dialect in (("mariadb", rig.image, "mysql"), ("mysql", "myaas/mysql:9.7", "mysql"),
                                    ("postgresql", PG_IMAGE, "postgresql")):
+        if engine not in engines:
+            continue
         label = "speed-" + engine
         dump = make_dump(rig, args.small, label, dialect=dialect)
         imported = rig.template(label, dump, engine=engine, image=image)
@@ -421,9 +429,10 @@ def main():
     parser.add_argument("--large", type=int, help="customers in the large dump (default 4600000: > 2 GB of SQL)")
     parser.add_argument("--masked", type=int, help="customers in the masking dump (default 100000; quick 5000)")
     parser.add_argument("--pool-size", help="sparse size of the bench pool (default 40G, quick 8G)")
-    parser.add_argument("--only", choices=["import", "ship", "speed"], help="import: only the large template's "
-                        "logical and physical import figures; ship: only myaas_ship's full and incremental ship "
-                        "figures; speed: only an instance's time against the server's own (issue 24's ratios)")
+    parser.add_argument("--only", choices=["import", "ship", "speed", "quota"], help="import: only the large "
+                        "template's logical and physical import figures; ship: only myaas_ship's full and incremental "
+                        "ship figures; speed: only an instance's time against the server's own (issue 24's ratios); "
+                        "quota: only a clone's time with and without a disk quota")
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "results"))
     args = parser.parse_args()
     args.runs = args.runs or (3 if args.quick else 10)

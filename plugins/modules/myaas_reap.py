@@ -10,7 +10,8 @@ module: myaas_reap
 short_description: Remove expired and half-made MyAAS instances, repair the ones that must live on
 version_added: 0.2.0
 description:
-  - Removes instances whose expiry has passed and that are not protected, instance folders left half-made by
+  - Removes instances whose expiry has passed and that are not protected (or whose protection lease has ended,
+    see O(myaas.myaas.myaas_instance#module:protected)), instance folders left half-made by
     a run that was killed (no C(instance.json) and no run holding their lock), and containers of the pool
     whose instance is gone.
   - Repairs, instead of removing, a protected or unexpired instance whose container or data is missing - the
@@ -19,6 +20,7 @@ description:
   - Never touches an instance whose lock another run holds (being created, reset or dropped), and changes
     nothing while the Docker engine does not answer.
   - In check mode, lists exactly what a run would remove and repair.
+  - Every run (not in check mode) writes the pool's Prometheus metrics (see the host role's C(host_metrics_dir)).
 author: MyAAS team (@myaas)
 extends_documentation_fragment:
   - myaas.myaas.pool

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
-from quota_checks import runaway_write_is_stopped
 from rig import PG_CUSTOMERS as CUSTOMERS, PG_IMAGE, sh
 
 
@@ -195,5 +194,15 @@ def test_new_db_prints_the_postgresql_client_and_a_dsn_that_works(rig, pgshop):
         rig.instance("pg-nd", state="absent")
 
 
-def test_a_runaway_write_stops_at_the_instance_quota(rig, pgshop):
-    runaway_write_is_stopped(rig, "pgshop", "SELECT COUNT(*) FROM customers", CUSTOMERS)
+def test_a_disk_quota_is_refused_before_anything_is_made(rig, pgshop):
+    # At a quota group's limit PostgreSQL PANICs on its WAL and cannot recover (measured): fail closed.
+    refused = rig.instance("pg-quota", template="pgshop", max_bytes="1G")
+    assert refused["failed"] and "max_bytes is refused for postgresql instances" in refused["msg"], refused
+    assert rig.gone("pg-quota")
+    made = rig.instance("pg-quota", template="pgshop")
+    try:
+        changed = rig.instance("pg-quota", max_bytes="1G")
+        assert changed["failed"] and "max_bytes is refused" in changed["msg"], changed
+        assert [entry["max_bytes"] for entry in rig.info()["instances"] if entry["name"] == "pg-quota"] == [None]
+    finally:
+        rig.instance(made["instance"]["name"], state="absent")

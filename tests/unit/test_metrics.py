@@ -60,3 +60,28 @@ def test_events_and_the_pool_render_as_prometheus_reads_them(pool_dir, make_runn
 def test_without_the_library_a_warning_says_what_to_install(monkeypatch):
     monkeypatch.setattr(metrics.importlib.util, "find_spec", lambda name: None)
     assert "prometheus_client is missing" in metrics.missing_library()
+
+
+def test_the_alerts_and_the_dashboard_use_only_metrics_that_are_written(pool_dir, make_runner):
+    import os
+    import re
+    import yaml
+    pool = Pool(pool_dir, make_runner([]))
+    os.makedirs(os.path.join(pool_dir, "locks"), exist_ok=True)
+    metrics.record(pool, ready_seconds=0.5)
+    metrics.record(pool, import_of="shop", import_ok=False)
+    shop = dict(name="shop", generation=1, imported_at=iso(1000.0), import_seconds=3.0)
+    path = metrics.write(pool, [dict(name="a1", template="shop", owner="alice", status="running",
+                                     exclusive_bytes=1, max_bytes=2)], [shop])
+    written = set(key[0] for key in samples(path))
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "extensions", "monitoring")
+    with open(os.path.join(folder, "alerts.yml"), encoding="utf-8") as handle:
+        rules = yaml.safe_load(handle)["groups"][0]["rules"]
+    with open(os.path.join(folder, "grafana-dashboard.json"), encoding="utf-8") as handle:
+        dashboard = json.load(handle)
+    expressions = [rule["expr"] for rule in rules] + [target["expr"] for panel in dashboard["panels"]
+                                                      for target in panel["targets"]]
+    used = set(name for expr in expressions for name in re.findall(r"\bmyaas_[a-z_]+", expr))
+    assert {"myaas_template_import_last_success_timestamp_seconds", "myaas_pool_free_bytes"} <= used
+    assert used <= written, used - written
+    assert set(rule["alert"] for rule in rules) >= {"MyaasImportStale", "MyaasPoolAlmostFull"}

@@ -50,6 +50,9 @@ class Engine:
     # Whether a clone's local client logs in as the server's superuser (over
     # its socket), so that an account can be made once the server runs.
     local_superuser_in_clones = True
+    # Why a disk quota (max_bytes) is refused on this engine's instances, or
+    # None: what its server does when a write meets a quota group's limit.
+    disk_quota_refused = None
     init_file = "myaas-init.sql"
     # How a datadir moves to a newer major version: "server" (the new server
     # on the old datadir, then ``upgrade_commands``) or "pg_upgrade" (a new

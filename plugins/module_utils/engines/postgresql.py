@@ -129,6 +129,11 @@ class PostgreSQL(Engine):
     # shutdown checkpoint and marks the cluster "shut down" in its control file.
     stop_signal = "SIGINT"
     credentials_via = "local_client"
+    # Measured on PostgreSQL 15 at a btrfs quota group's limit: a WAL write
+    # that fails is a PANIC, and recovery then fails on the same limit, over
+    # and over; no server option keeps the WAL and the checkpoint within it.
+    disk_quota_refused = ("at the limit a PostgreSQL server PANICs on its write-ahead log and cannot recover until "
+                          "the limit is raised")
     upgrade_method = "pg_upgrade"
     own_schema_re = re.compile(rb"^\s*(CREATE\s+DATABASE\s|\\connect\s)", re.IGNORECASE | re.MULTILINE)
     schema_switch_re = re.compile(rb"^\\connect\s+(?:-reuse-previous=\S+\s+)?\"?(?:dbname=')?([^\"'\s]+)",

@@ -123,7 +123,9 @@ class InstanceManager(CloneSteps):
         if not changes:
             return meta
         meta = dict(meta, **changes)
-        if "max_bytes" in changes and changes["max_bytes"] and self.params.get("owner_max_bytes"):
+        if changes.get("max_bytes"):
+            quota.check_engine(self.engines(meta["engine"]), changes["max_bytes"])
+        if changes.get("max_bytes") and self.params.get("owner_max_bytes"):
             quota.check_budget(self.pool, meta["owner"], self.name, changes["max_bytes"],
                                self.params["owner_max_bytes"])
         if not self.check_mode:
@@ -170,6 +172,7 @@ class InstanceManager(CloneSteps):
         }
         meta.update(protection(params["protected"], params.get("protection_lease"), created))
         meta["max_bytes"] = params.get("max_bytes") or None
+        quota.check_engine(engine, meta["max_bytes"])
         if not params.get("owner_max_bytes"):
             return self._create_checked(meta, template, engine)
         with quota.owner_lock(self.pool, meta["owner"], params["lock_timeout"]):

@@ -48,6 +48,14 @@ def parse_size(option, value):
     return size
 
 
+def check_engine(engine, max_bytes):
+    """Refuse a quota on an engine whose server does not survive one (fail closed, before anything is made)."""
+    if max_bytes and engine.disk_quota_refused:
+        raise MyaasError("max_bytes is refused for %s instances: %s. Leave max_bytes out for this template (the "
+                         "pool's free space and myaas_pool_free_bytes still guard it)."
+                         % (engine.name, engine.disk_quota_refused))
+
+
 def apply_limit(pool, data, max_bytes):
     """Give the data subvolume its quota (None or 0 lifts it), turning quotas on for the pool when needed."""
     if max_bytes and not pool.quota_enabled():
