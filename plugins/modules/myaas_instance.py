@@ -108,8 +108,9 @@ options:
     description:
       - The instance's disk quota - what its server may write beyond the template's data it shares (its exclusive
         bytes, a btrfs quota group's limit). Bytes, or a number with a unit (C(20G), C(512M)); at least C(64M).
-        V(0) or V(none) lifts it. A write past it fails with the server's own "disk full" or "quota" error; the
-        server goes on answering.
+        V(0) or V(none) lifts it. A table growing past it fails with the server's own error (MariaDB C(1114 The
+        table is full)); a write of the server's own that meets it may stop the server until the quota is raised.
+      - Refused for MySQL and PostgreSQL instances, whose servers crash, hang or cannot recover at the limit.
       - Applied to an existing instance when given (a reset keeps it); a new one has none unless given. The pool's
         quota groups are turned on the first time an instance asks for a quota.
     type: str

@@ -31,7 +31,7 @@ def _fill(rig, instance):
 
 def _settled(rig, instance):
     """True once the server answers after the refused write, False once its container has stopped."""
-    for _attempt in range(40):
+    for _attempt in range(90):
         try:
             rig.query(instance, "SELECT 1")
             return True

@@ -412,3 +412,24 @@ def test_metrics_match_what_myaas_info_says(rig, shop, workdir):
 
 def test_a_runaway_write_stops_at_the_instance_quota(rig, shop):
     runaway_write_is_stopped(rig, "shop", "SELECT COUNT(*) FROM customers", CUSTOMERS)
+
+
+def test_an_owners_budget_holds_the_sum_of_their_quotas(rig, shop):
+    budget = dict(template="shop", owner="bob", owner_max_bytes="200M")
+    try:
+        assert not rig.instance("budget-1", max_bytes="128M", **budget).get("failed")
+        refused = rig.instance("budget-2", max_bytes="128M", **budget)
+        assert refused["failed"] and "bob's disk budget of 200.00 MB" in refused["msg"], refused
+        assert "72.00 MB left, the rest held by budget-1 (128.00 MB)" in refused["msg"], refused["msg"]
+        assert rig.gone("budget-2")
+        unsized = rig.instance("budget-2", **budget)
+        assert unsized["failed"] and "give the instance a quota, max_bytes, of at most 72.00 MB" in unsized["msg"]
+        assert not rig.instance("budget-2", max_bytes="64M", **budget).get("failed")
+        # A quota that grows into what another instance holds is refused too.
+        grown = rig.instance("budget-2", max_bytes="100M", owner_max_bytes="200M")
+        assert grown["failed"] and "disk budget" in grown["msg"], grown
+        listed = dict((entry["name"], entry["max_bytes"]) for entry in rig.info()["instances"])
+        assert (listed["budget-1"], listed["budget-2"]) == (128 * 2 ** 20, 64 * 2 ** 20)
+    finally:
+        rig.instance("budget-1", state="absent")
+        rig.instance("budget-2", state="absent")

@@ -17,7 +17,6 @@ import pymysql
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
-from quota_checks import runaway_write_is_stopped
 from rig import files_holding, login_refused, sh
 
 IMAGES = ["mysql:9.7", "myaas/mysql:9.7"]
@@ -223,7 +222,9 @@ def test_the_nightly_playbook_imports_each_dump_with_its_templates_engine(rig, w
             rig.template(name, None, state="absent")
 
 
-def test_a_runaway_write_stops_at_the_instance_quota(rig, mysql_templates, mysql_dump):
+def test_a_disk_quota_is_refused_before_anything_is_made(rig, mysql_templates):
+    # At a quota group's limit MySQL crashed or hung, run by run (measured): fail closed.
     template = mysql_templates("mysql:9.7")
-    runaway_write_is_stopped(rig, template["name"], "SELECT COUNT(*) FROM customers",
-                             mysql_dump[1]["shop.customers"])
+    refused = rig.instance("my-quota", template=template["name"], max_bytes="1G")
+    assert refused["failed"] and "max_bytes is refused for mysql instances" in refused["msg"], refused
+    assert rig.gone("my-quota")
