@@ -443,7 +443,7 @@ def main():
         if result["changed"] and not module.check_mode:
             warning = missing_library()
             result["warnings"] = result.get("warnings", []) + ([warning] if warning else [])
-            ready = result.get("instance", {}).get("ready_seconds")
+            ready = (result.get("instance") or {}).get("ready_seconds")
             later.append(lambda: update_metrics(manager.pool, manager.docker, ready_seconds=ready))
         if later:
             # After this run returned: the developer waits for neither.
