@@ -12,7 +12,6 @@ import glob
 import os
 import time
 
-from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import METADATA as INSTANCE_METADATA, SECRET
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import kept, origin
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
@@ -79,12 +78,21 @@ def list_instances(pool, docker, sizes=True, now=None):
         entry.update({
             "status": state["Status"] if state else ("missing" if os.path.isdir(data) else "broken"),
             "expired": bool(expires) and parse_iso(expires) <= now,
-            "exclusive_bytes": (pool.qgroup(data)[0] if counted else pool.usage(data)[1])
-            if sizes and os.path.isdir(data) else None,
+            "exclusive_bytes": _exclusive_bytes(pool, data, counted) if sizes else None,
             "max_bytes": meta.get("max_bytes"),
         })
         instances.append(entry)
     return instances
+
+
+def _exclusive_bytes(pool, data, counted):
+    """What the instance's data holds alone; None when its data is missing or not a subvolume (its root is
+    inode 256 on btrfs), which a quota group would count as the pool's."""
+    if not os.path.isdir(data):
+        return None
+    if counted:
+        return pool.qgroup(data)[0] if os.stat(data).st_ino == 256 else None
+    return pool.usage(data)[1]
 
 
 def find_orphans(pool, docker, instances):
@@ -126,5 +134,6 @@ def update_metrics(pool, docker, **events):
                          for path in sorted(glob.glob(os.path.join(pool.path, "templates", "*", TEMPLATE_METADATA)))]
             metrics.write(pool, list_instances(pool, docker), templates)
         return warning
-    except (OSError, MyaasError) as exc:
+    except (Exception, SystemExit) as exc:  # pylint: disable=broad-exception-caught
+        # Metrics never fail the work they describe, nor hide its own error.
         return "Metrics were not written: %s" % exc

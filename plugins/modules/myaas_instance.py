@@ -114,11 +114,17 @@ options:
       - Applied to an existing instance when given (a reset keeps it); a new one has none unless given. The pool's
         quota groups are turned on the first time an instance asks for a quota.
     type: str
+  default_max_bytes:
+    description:
+      - The quota of a new instance that gives no O(max_bytes), where its engine takes quotas (ignored for MySQL
+        and PostgreSQL); playbook variable C(myaas_max_bytes). Never applied to an existing instance.
+    type: str
   owner_max_bytes:
     description:
       - The owner's disk budget - the sum of C(max_bytes) their instances may hold on this pool (playbook
         variable C(myaas_owner_max_bytes)). With it, each new instance of the owner must give O(max_bytes), and
-        is refused when the owner's other instances leave less of the budget.
+        is refused when the owner's other instances leave less of the budget. Checked too when an instance's
+        O(max_bytes) or O(owner) changes. Instances of engines that take no quota are outside budgets.
     type: str
   owner:
     description:
@@ -387,6 +393,7 @@ def main():
             protected=dict(type="raw"),
             owner=dict(type="str"),
             max_bytes=dict(type="str"),
+            default_max_bytes=dict(type="str"),
             owner_max_bytes=dict(type="str"),
             requester=dict(type="str"),
             admin=dict(type="bool", default=False),
@@ -428,6 +435,7 @@ def main():
         params["protected"], params["protection_lease"] = parse_protection(params["protected"])
         params["max_bytes"] = parse_size("max_bytes", params["max_bytes"])
         params["owner_max_bytes"] = parse_size("owner_max_bytes", params["owner_max_bytes"])
+        params["default_max_bytes"] = parse_size("default_max_bytes", params["default_max_bytes"])
         params["port_range"] = parse_range(params["port_range"])
         params["public_host"] = params["public_host"] or socket.getfqdn()
         try:

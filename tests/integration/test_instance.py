@@ -385,7 +385,7 @@ def test_metrics_match_what_myaas_info_says(rig, shop, workdir):
         rig.instance("metrics-a", state="absent")
     mine = [instance for instance in info["instances"] if instance["name"] == "metrics-a"][0]
     assert mine["status"] == "exited" and mine["exclusive_bytes"] > 0
-    labels = (("instance", "metrics-a"), ("owner", "alice"), ("template", "shop"))
+    labels = (("instance_name", "metrics-a"), ("owner", "alice"), ("template", "shop"))
     assert metrics[("myaas_instance_exclusive_bytes", labels)] == mine["exclusive_bytes"]
     counted = {}
     for instance in info["instances"]:

@@ -124,6 +124,9 @@ def test_a_protection_lease_counts_from_its_grant_and_the_same_lease_changes_not
     assert leased == {"protected": True, "protection_lease": 604800, "protected_until": iso(5000.0 + 604800)}
     meta = dict(EXISTING, **leased)
     assert planned_settings(meta, dict(protected=True, protection_lease=604800), now=90000.0) == {}
+    # Once it has ended, the same lease asked again is a new one.
+    assert planned_settings(meta, dict(protected=True, protection_lease=604800), now=700000.0) == {
+        "protected_until": iso(700000.0 + 604800)}
     # Another duration is a new lease from now; true is protection with no end; false lifts it.
     assert planned_settings(meta, dict(protected=True, protection_lease=3600), now=90000.0)["protected_until"] \
         == iso(93600.0)

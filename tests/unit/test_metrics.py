@@ -39,9 +39,9 @@ def test_events_and_the_pool_render_as_prometheus_reads_them(pool_dir, make_runn
     p = ("pool", str(pool_dir))
     assert got[("myaas_instances", (("owner", "alice"), p, ("status", "running"), ("template", "shop")))] == 2
     assert got[("myaas_instances", (("owner", ""), p, ("status", "exited"), ("template", "shop")))] == 1
-    a1 = (("instance", "a1"), ("owner", "alice"), p, ("template", "shop"))
+    a1 = (("instance_name", "a1"), ("owner", "alice"), p, ("template", "shop"))
     assert got[("myaas_instance_exclusive_bytes", a1)] == 4096
-    assert not [key for key in got if key[0] == "myaas_instance_exclusive_bytes" and ("instance", "a2") in key[1]]
+    assert not [key for key in got if key[0] == "myaas_instance_exclusive_bytes" and ("instance_name", "a2") in key[1]]
     assert got[("myaas_instance_max_bytes", a1)] == 2 ** 30
     assert got[("myaas_template_generation_age_seconds", (p, ("template", "shop")))] == 100.0
     assert got[("myaas_template_import_duration_seconds", (p, ("template", "shop")))] == 12.5

@@ -66,3 +66,19 @@ def test_an_owners_budget_holds_the_sum_of_their_quotas(pool_dir, make_runner):
     with pytest.raises(MyaasError, match="give the instance a quota, max_bytes, of at most 1.00 GB"):
         quota.check_budget(pool, "alice", "a3", None, 10 * GIB)
     quota.check_budget(pool, "carol", "c1", None, None)             # no budget, nothing to check
+
+
+def test_a_quota_below_what_the_instance_holds_is_refused(tmp_path, make_runner):
+    data = tmp_path / "instances" / "a1" / "data"
+    data.mkdir(parents=True)
+    out = "0/257  104857600  209715200  none  none  instances/a1/data\n"
+    pool = Pool(str(tmp_path), make_runner([(["btrfs", "qgroup", "show"], (0, out, ""))]))
+    with pytest.raises(MyaasError, match=r"below what the instance already holds \(200.00 MB\).*at least 264.00 MB"):
+        quota.check_use(pool, str(data), 256 * 2 ** 20)
+    quota.check_use(pool, str(data), 264 * 2 ** 20)
+
+
+def test_bookmarks_and_branches_of_an_instance_with_a_quota_are_refused():
+    with pytest.raises(MyaasError, match="a bookmark would share its data and let it write its quota again"):
+        quota.check_no_quota({"name": "a1", "max_bytes": GIB}, "a bookmark")
+    quota.check_no_quota({"name": "a1", "max_bytes": None}, "a bookmark")

@@ -78,11 +78,13 @@ def write(pool, instances, templates, now=None):
     # pylint: disable-next=import-outside-toplevel
     from prometheus_client import CollectorRegistry, write_to_textfile
     now = time.time() if now is None else now
-    registry = CollectorRegistry()
-    registry.register(_Collector(pool, instances, templates, now))
     path = metrics_file(pool)
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    # The events are read under the lock of the write: a run that wrote
+    # later never leaves a file older than another's (counters only grow).
     with FileLock(pool.lock_path("metrics", "file"), 30, "The metrics file of pool %s" % pool.path):
+        registry = CollectorRegistry()
+        registry.register(_Collector(pool, instances, templates, now))
         write_to_textfile(path, registry)
     return path
 
@@ -146,7 +148,8 @@ class _Collector:
     def _per_instance(self, name, text, key):
         # pylint: disable-next=import-outside-toplevel
         from prometheus_client.core import GaugeMetricFamily
-        family = GaugeMetricFamily(name, text, labels=["pool", "instance", "template", "owner"])
+        # Not "instance": Prometheus sets that label to the scraped target.
+        family = GaugeMetricFamily(name, text, labels=["pool", "instance_name", "template", "owner"])
         for instance in self.instances:
             if instance.get(key) is not None:
                 family.add_metric([self.pool.path, instance["name"], instance["template"], instance["owner"] or ""],

@@ -14,6 +14,7 @@ import contextlib
 import os
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import quota
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import write_json
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import iso
 
@@ -70,6 +71,7 @@ def save(manager, meta, name):
     record = {"created_at": iso(manager.now()), "template": meta["template"], "generation": meta["generation"],
               "image": meta["image"], "upgrade_to": meta.get("upgrade_to")}
     after = dict(meta, bookmarks=dict(bookmarks, **{name: record}))
+    quota.check_no_quota(meta, "a bookmark")
     if manager.check_mode:
         return manager.result(True, after, "save", meta)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)

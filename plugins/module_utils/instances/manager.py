@@ -125,9 +125,16 @@ class InstanceManager(CloneSteps):
         meta = dict(meta, **changes)
         if changes.get("max_bytes"):
             quota.check_engine(self.engines(meta["engine"]), changes["max_bytes"])
-        if changes.get("max_bytes") and self.params.get("owner_max_bytes"):
-            quota.check_budget(self.pool, meta["owner"], self.name, changes["max_bytes"],
-                               self.params["owner_max_bytes"])
+            quota.check_use(self.pool, self.paths["data"], changes["max_bytes"])
+        budget = self.params.get("owner_max_bytes")
+        if budget and ("max_bytes" in changes or "owner" in changes) \
+                and not self.engines(meta["engine"]).disk_quota_refused:
+            with quota.owner_lock(self.pool, meta["owner"], self.params["lock_timeout"]):
+                quota.check_budget(self.pool, meta["owner"], self.name, meta.get("max_bytes"), budget)
+                return self._write_settings(meta, changes)
+        return self._write_settings(meta, changes)
+
+    def _write_settings(self, meta, changes):
         if not self.check_mode:
             if set(changes) & set(LIMITS) and self.docker.state(meta["container"]):
                 self.docker.update(meta["container"], changes.get("memory"), changes.get("cpus"))
@@ -171,9 +178,12 @@ class InstanceManager(CloneSteps):
             "cow": COW_METHOD,
         }
         meta.update(protection(params["protected"], params.get("protection_lease"), created))
-        meta["max_bytes"] = params.get("max_bytes") or None
-        quota.check_engine(engine, meta["max_bytes"])
-        if not params.get("owner_max_bytes"):
+        quota.check_engine(engine, params.get("max_bytes"))
+        # An inventory's default quota applies where the engine takes one.
+        meta["max_bytes"] = params.get("max_bytes") or (
+            None if engine.disk_quota_refused else params.get("default_max_bytes")) or None
+        # Budgets hold quotas: an engine that takes none is outside them.
+        if not params.get("owner_max_bytes") or engine.disk_quota_refused:
             return self._create_checked(meta, template, engine)
         with quota.owner_lock(self.pool, meta["owner"], params["lock_timeout"]):
             quota.check_budget(self.pool, meta["owner"], self.name, meta["max_bytes"], params["owner_max_bytes"])

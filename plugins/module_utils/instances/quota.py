@@ -56,6 +56,27 @@ def check_engine(engine, max_bytes):
                          % (engine.name, engine.disk_quota_refused))
 
 
+def check_use(pool, data, max_bytes):
+    """Refuse a quota below what the instance already holds (and room for its server's next writes)."""
+    if not max_bytes or not os.path.isdir(data) or not pool.quota_enabled():
+        return
+    used = pool.qgroup(data)[0]
+    if max_bytes < used + MIN_MAX_BYTES:
+        raise MyaasError("max_bytes %s is below what the instance already holds (%s) plus %s for its server's own "
+                         "writes: give at least %s, or reset it (state=reset) to start again from its template."
+                         % (bytes_to_human(max_bytes), bytes_to_human(used), bytes_to_human(MIN_MAX_BYTES),
+                            bytes_to_human(used + MIN_MAX_BYTES)))
+
+
+def check_no_quota(meta, what):
+    """Refuse ``what`` (a bookmark, a branch) of an instance with a quota: its data would become shared, its
+    exclusive bytes fall to nothing, and it could write its quota again."""
+    if meta.get("max_bytes"):
+        raise MyaasError("Instance %s has a disk quota (max_bytes): %s would share its data and let it write its "
+                         "quota again. Lift the quota first (max_bytes=0), by an admin, or copy its data another way."
+                         % (meta["name"], what))
+
+
 def apply_limit(pool, data, max_bytes):
     """Give the data subvolume its quota (None or 0 lifts it), turning quotas on for the pool when needed."""
     if max_bytes and not pool.quota_enabled():

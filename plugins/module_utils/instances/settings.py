@@ -54,7 +54,8 @@ def planned_settings(meta, params, now=None):
     """{key: new value} for the settings ``params`` change; raises for those that cannot change.
 
     A protection lease counts from when it was granted: asked again with the
-    same duration it stays as it is; another duration starts a new lease at ``now``.
+    same duration it stays as it is; another duration, or the same one once
+    the lease has ended, starts a new lease at ``now``.
     """
     if params.get("port") and params["port"] != meta["port"]:
         raise MyaasError("Instance %s listens on port %d; the port of an existing instance cannot change. "
@@ -66,8 +67,10 @@ def planned_settings(meta, params, now=None):
         wanted["expires_at"] = iso(parse_iso(meta["created_at"]) + ttl) if ttl else None
     if params.get("protected") is not None:
         lease = params.get("protection_lease")
-        if bool(meta.get("protected")) != params["protected"] or meta.get("protection_lease") != lease:
-            wanted.update(protection(params["protected"], lease, time.time() if now is None else now))
+        now = time.time() if now is None else now
+        ended = bool(meta.get("protected_until")) and parse_iso(meta["protected_until"]) <= now
+        if bool(meta.get("protected")) != params["protected"] or meta.get("protection_lease") != lease or ended:
+            wanted.update(protection(params["protected"], lease, now))
     if params.get("max_bytes") is not None:
         wanted["max_bytes"] = params["max_bytes"] or None
     for key in ("owner",) + LIMITS:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.myaas.myaas.plugins.module_utils.instances import bookmarks
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import bookmarks, quota
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import load_instance_or_fail
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import check_access
@@ -39,6 +39,8 @@ def plan(templates, instances, current, bookmark):
     check_access(meta, templates.params, "branch")
     _check_target(current, meta, templates.params)
     generation, bookmark_path = meta["generation"], None
+    if not bookmark:
+        quota.check_no_quota(meta, "a branch of its live data")
     if bookmark:
         record, bookmark_path = bookmarks.find(instances, meta, bookmark)
         generation = record["generation"]
