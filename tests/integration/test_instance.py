@@ -430,6 +430,9 @@ def test_an_owners_budget_holds_the_sum_of_their_quotas(rig, shop):
         assert grown["failed"] and "disk budget" in grown["msg"], grown
         listed = dict((entry["name"], entry["max_bytes"]) for entry in rig.info()["instances"])
         assert (listed["budget-1"], listed["budget-2"]) == (128 * 2 ** 20, 64 * 2 ** 20)
+        # A bookmark would share its data and let it write its quota again.
+        saved = rig.instance("budget-1", state="saved", bookmark="before")
+        assert saved["failed"] and "would share its data" in saved["msg"], saved
     finally:
         rig.instance("budget-1", state="absent")
         rig.instance("budget-2", state="absent")
