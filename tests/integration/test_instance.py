@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
-from quota_checks import runaway_write_is_stopped
+from quota_checks import quotas_off, runaway_write_is_stopped
 from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, module_argv, run_module, sh
 
 
@@ -436,3 +436,4 @@ def test_an_owners_budget_holds_the_sum_of_their_quotas(rig, shop):
     finally:
         rig.instance("budget-1", state="absent")
         rig.instance("budget-2", state="absent")
+        quotas_off(rig)
