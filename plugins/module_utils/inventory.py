@@ -119,8 +119,8 @@ def instance_password(pool, name):
     return secret and secret["password"]
 
 
-def update_metrics(pool, docker, **events):
-    """Record a run's ``events`` (see metrics.record) and write the pool's metrics file.
+def update_metrics(pool, docker, write=True, **events):
+    """Record a run's ``events`` (see metrics.record) and, unless not ``write``, write the pool's metrics file.
 
     Returns a warning for the run's result when they could not be written
     (metrics never fail the work they describe), else None.
@@ -129,7 +129,7 @@ def update_metrics(pool, docker, **events):
         if events:
             metrics.record(pool, **events)
         warning = metrics.missing_library()
-        if warning is None:
+        if warning is None and write:
             templates = [dict(read_json(path) or {}, name=os.path.basename(os.path.dirname(path)))
                          for path in sorted(glob.glob(os.path.join(pool.path, "templates", "*", TEMPLATE_METADATA)))]
             metrics.write(pool, list_instances(pool, docker), templates)

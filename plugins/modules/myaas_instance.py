@@ -448,11 +448,13 @@ def main():
         manager = InstanceManager(Pool(params["pool"], runner), Docker(runner), get_engine, params, module.check_mode)
         result = manager.apply()
         later = [manager.after_return] if manager.after_return else []     # a warm clone's replacement
-        if result["changed"] and not module.check_mode:
+        ready = (result.get("instance") or {}).get("ready_seconds")
+        if ready is not None and not module.check_mode:
             warning = missing_library()
             result["warnings"] = result.get("warnings", []) + ([warning] if warning else [])
-            ready = (result.get("instance") or {}).get("ready_seconds")
-            later.append(lambda: update_metrics(manager.pool, manager.docker, ready_seconds=ready))
+            # Only the event: writing the file reads every instance's size (du walks its files), more work
+            # than the request itself on a busy pool. The reaper's next run writes it.
+            later.append(lambda: update_metrics(manager.pool, manager.docker, write=False, ready_seconds=ready))
         if later:
             # After this run returned: the developer waits for neither.
             detach(lambda: [work() for work in later])
