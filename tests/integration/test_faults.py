@@ -50,9 +50,9 @@ def test_reaper_removes_only_what_it_may_and_repairs_the_rest(rig, faults):
         sh("btrfs", "subvolume", "snapshot", faults["path"], os.path.join(half, "data"))
         # Being made right now: folder, no instance.json yet, its lock held.
         os.makedirs(making)
-        # Expired in a second, but under a protection lease of a few more.
-        lease = rig.instance("r-lease", template="faults", ttl="1s", protected="15s")["instance"]
-        assert rig.instance("r-lease", protected="15s")["changed"] is False      # the same lease keeps its end
+        # Expired in a second, but under a protection lease that outlasts the test's reaps.
+        lease = rig.instance("r-lease", template="faults", ttl="1s", protected="1h")["instance"]
+        assert rig.instance("r-lease", protected="1h")["changed"] is False      # the same lease keeps its end
         time.sleep(1.5)
         held = [hold_lock(rig, "r-locked"), hold_lock(rig, "r-making")]
         try:
@@ -73,7 +73,11 @@ def test_reaper_removes_only_what_it_may_and_repairs_the_rest(rig, faults):
         assert "r-lease" not in run["reasons"] and not rig.gone("r-lease")
         listed = [entry for entry in rig.info()["instances"] if entry["name"] == "r-lease"][0]
         assert listed["expired"] and listed["protected_until"] == lease["protected_until"]
-        # Once the lease has ended, the instance is reaped like any other expired one.
+        # A shorter lease starts anew from now; once it has ended, the instance
+        # is reaped like any other expired one.
+        shortened = rig.instance("r-lease", protected="2s")
+        assert shortened["changed"] is True
+        lease = shortened["instance"]
         time.sleep(max(0.0, parse_iso(lease["protected_until"]) - time.time()) + 0.5)
         after = reap(rig)
         assert "r-lease" in after["removed"] and "r-protected" not in after["removed"], after

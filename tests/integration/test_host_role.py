@@ -39,7 +39,8 @@ def test_check_mode_runs_and_changes_nothing(rig):
 def test_the_role_records_the_image_of_each_engine(rig):
     with open(os.path.join(rig.pool, "host.json"), encoding="utf-8") as handle:
         assert json.load(handle) == {"images": {"mariadb": rig.image, "postgresql": "myaas/postgresql:15",
-                                                "mysql": "myaas/mysql:9.7"}}
+                                                "mysql": "myaas/mysql:9.7"},
+                                     "metrics_dir": os.path.join(rig.pool, "metrics")}
 
 
 def digest(path):
