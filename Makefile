@@ -61,7 +61,7 @@ unit: collection
 	pytest tests/unit
 
 integration: collection
-	pytest -n $${MYAAS_TEST_WORKERS:-2} --dist loadfile --no-loadscope-reorder tests/integration
+	pytest -n $${MYAAS_TEST_WORKERS:-3} --dist loadfile --no-loadscope-reorder tests/integration
 
 molecule: collection
 	cd extensions && molecule test --scenario-name host

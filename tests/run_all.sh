@@ -35,8 +35,9 @@ step "molecule test (host role on localhost)"
 step "benchmark, quick mode (figures only; the full run is make bench)"
 python bench/bench.py --quick --output build/bench-quick
 
-# Two workers, each on a pool of its own, one dockerd: the tests wait on
-# servers and disks more than on the CPU. A test module runs on one worker,
-# the longest first (conftest.py); MYAAS_TEST_WORKERS=1 runs them in turn.
+# Three workers, each on a pool of its own, one dockerd: the tests wait on
+# servers and disks more than on the CPU (two workers left a third to half of
+# two cores idle). A test module runs on one worker, the longest first
+# (conftest.py); MYAAS_TEST_WORKERS=1 runs them in turn.
 step "pytest: unit and integration tests"
-pytest -n "${MYAAS_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder tests/unit tests/integration
+pytest -n "${MYAAS_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder tests/unit tests/integration

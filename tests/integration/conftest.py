@@ -37,24 +37,27 @@ def pytest_unconfigure(config):
         subprocess.run([os.path.join(ROOT, "tests", "stop_dockerd.sh")], check=False)
 
 
-# The modules that take longest, longest first (seconds on one of two
-# workers, measured 2026-11-30): workers take a module at a time and the
-# session ends when the last one does, so the long ones start first and the
-# short ones fill in.
-LONGEST_FIRST = ["test_images",             # 630
-                 "test_template",           # 470
-                 "test_branches",           # 460
-                 "test_cases_postgresql",   # 400
-                 "test_physical",           # 380
-                 "test_postgresql",         # 370
-                 "test_masking",            # 360
-                 "test_cases_mariadb",      # 310
-                 "test_instance",           # 260
-                 "test_upgrade",            # 240, more with Sakila and Pagila
-                 "test_mysql",              # 230
-                 "test_incremental",        # 220
-                 "test_faults",             # 210
-                 "test_several_hosts"]      # 200
+# The modules that take longest, longest first (seconds of setup, calls and
+# teardown on two workers, measured 2026-12-07): workers take a module at a
+# time and the session ends when the last one does, so the long ones start
+# first and the short ones fill in.
+LONGEST_FIRST = ["test_images",             # 750
+                 "test_template",           # 630
+                 "test_branches",           # 530
+                 "test_cases_postgresql",   # 470
+                 "test_instance",           # 450
+                 "test_masking",            # 450
+                 "test_physical",           # 410
+                 "test_faults",             # 360
+                 "test_postgresql",         # 300
+                 "test_incremental",        # 300
+                 "test_upgrade",            # 290, more with Sakila and Pagila
+                 "test_cases_mariadb",      # 290
+                 "test_several_hosts",      # 260
+                 "test_mysql",              # 250
+                 "test_warm",               # 160
+                 "test_host_role",          # 130
+                 "test_shipping"]           # 130
 
 
 def pytest_collection_modifyitems(items):
