@@ -12,6 +12,7 @@ import glob
 import os
 import time
 
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import warm
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import METADATA as INSTANCE_METADATA, SECRET
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import kept, origin
 from ansible_collections.myaas.myaas.plugins.module_utils.names import container_name
@@ -55,6 +56,7 @@ def list_templates(pool):
             "checks": meta.get("checks"),
             "personal_columns": meta.get("personal_columns"),
             "status": "importing" if importing else ("ready" if meta else "missing"),
+            "warm": warm.summary(pool, os.path.basename(directory)),
         })
     return templates
 
@@ -130,8 +132,10 @@ def update_metrics(pool, docker, write=True, **events):
             metrics.record(pool, **events)
         warning = metrics.missing_library()
         if warning is None and write:
-            templates = [dict(read_json(path) or {}, name=os.path.basename(os.path.dirname(path)))
-                         for path in sorted(glob.glob(os.path.join(pool.path, "templates", "*", TEMPLATE_METADATA)))]
+            templates = []
+            for path in sorted(glob.glob(os.path.join(pool.path, "templates", "*", TEMPLATE_METADATA))):
+                name = os.path.basename(os.path.dirname(path))
+                templates.append(dict(read_json(path) or {}, name=name, warm=warm.summary(pool, name)))
             metrics.write(pool, list_instances(pool, docker), templates)
         return warning
     except (Exception, SystemExit) as exc:  # pylint: disable=broad-exception-caught

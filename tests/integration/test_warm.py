@@ -52,6 +52,9 @@ def warm_shop(rig):
     # Asked again: nothing to do.
     again = ok(rig.template("wshop", SAMPLE, warm=1))
     assert not again["changed"] and again["warm"]["ready"] == 1
+    # Operators see them in myaas_info.
+    [listed] = [entry for entry in ok(rig.info(sizes=False))["templates"] if entry["name"] == "wshop"]
+    assert listed["warm"] == {"count": 1, "ready": 1, "generations": [1], "error": None}
     yield "wshop"
     ok(rig.template("wshop", SAMPLE, warm=0))
 
@@ -168,6 +171,25 @@ def test_a_warm_clone_whose_server_stopped_is_removed_and_the_request_cloned_afr
     assert not os.path.lexists(os.path.join(rig.pool, "warm", warm_shop, slot))
     wait_for_slots(rig, warm_shop, 1)
     ok(rig.instance("w-fred", state="absent"))
+
+
+def test_the_reaper_removes_a_warm_clone_whose_take_was_killed_before_its_record(rig, warm_shop):
+    ok(rig.template(warm_shop, SAMPLE, warm=1))
+    [(slot, record)] = wait_for_slots(rig, warm_shop, 1).items()
+    # What a request killed between taking the slot and writing the
+    # instance's record leaves: the slot renamed to the instance, its link.
+    path = os.path.join(rig.pool, "warm", warm_shop, slot)
+    instance = os.path.join(rig.pool, "instances", "w-gina")
+    os.rename(path, instance)
+    os.symlink(instance, path)
+    reaped = ok(run_module("myaas_reap", {"pool": rig.pool}))
+    assert reaped["removed"] == ["w-gina"] and "take ended" in reaped["reasons"]["w-gina"]
+    assert record["container"] not in names_of_containers()
+    assert record["container"] not in rig.volumes()
+    assert not os.path.lexists(instance) and not os.path.lexists(path)
+    assert not [sub for sub in rig.subvolumes() if sub.startswith("instances/w-gina")]
+    # And the template has its warm clone again.
+    assert len(wait_for_slots(rig, warm_shop, 1)) == 1
 
 
 def test_mysql_hands_out_its_own_account_and_clones_afresh_for_another(rig, mysql_dump):

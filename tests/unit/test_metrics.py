@@ -31,8 +31,9 @@ def test_events_and_the_pool_render_as_prometheus_reads_them(pool_dir, make_runn
                       max_bytes=2 ** 30),
                  dict(name="a2", template="shop", owner="alice", status="running", exclusive_bytes=None),
                  dict(name="b1", template="shop", owner=None, status="exited", exclusive_bytes=0)]
-    templates = [dict(name="shop", generation=3, imported_at=iso(1500.0), import_seconds=12.5),
-                 dict(name="hr")]        # never imported: no generation
+    templates = [dict(name="shop", generation=3, imported_at=iso(1500.0), import_seconds=12.5,
+                      warm={"count": 2, "ready": 1, "generations": [3], "error": None}),
+                 dict(name="hr", warm=None)]        # never imported: no generation
     path = metrics.write(pool, instances, templates, now=1600.0)
     assert path.startswith(str(pool_dir / "textfiles" / "myaas-")) and path.endswith(".prom")
     got = samples(path)
@@ -48,6 +49,9 @@ def test_events_and_the_pool_render_as_prometheus_reads_them(pool_dir, make_runn
     assert got[("myaas_template_import_last_success_timestamp_seconds", (p, ("template", "shop")))] == 2000.0
     assert got[("myaas_template_import_failures_total", (p, ("template", "shop")))] == 1
     assert got[("myaas_template_import_failures_total", (p, ("template", "hr")))] == 1
+    assert got[("myaas_template_warm_clones", (p, ("template", "shop")))] == 2
+    assert got[("myaas_template_warm_clones_ready", (p, ("template", "shop")))] == 1
+    assert not [key for key in got if key[0].startswith("myaas_template_warm") and ("template", "hr") in key[1]]
     assert not [key for key in got if key[0].startswith("myaas_template_generation") and ("template", "hr") in key[1]]
     assert got[("myaas_instance_ready_seconds_bucket", (("le", "0.25"), p))] == 1
     assert got[("myaas_instance_ready_seconds_bucket", (("le", "1.0"), p))] == 2
@@ -70,7 +74,8 @@ def test_the_alerts_and_the_dashboard_use_only_metrics_that_are_written(pool_dir
     os.makedirs(os.path.join(pool_dir, "locks"), exist_ok=True)
     metrics.record(pool, ready_seconds=0.5)
     metrics.record(pool, import_of="shop", import_ok=False)
-    shop = dict(name="shop", generation=1, imported_at=iso(1000.0), import_seconds=3.0)
+    shop = dict(name="shop", generation=1, imported_at=iso(1000.0), import_seconds=3.0,
+                warm={"count": 1, "ready": 1, "generations": [1], "error": None})
     path = metrics.write(pool, [dict(name="a1", template="shop", owner="alice", status="running",
                                      exclusive_bytes=1, max_bytes=2)], [shop])
     written = set(key[0] for key in samples(path))

@@ -124,3 +124,18 @@ def test_a_refill_never_removes_a_clone_a_request_took_meanwhile(pool, monkeypat
     # The taken one is left as its request made it; only the other went.
     assert removed == [".removing-g1-older"] and os.readlink(stale) == instance
     assert os.path.exists(os.path.join(instance, "warm.json")) and not os.path.exists(also_stale)
+
+
+def test_the_summary_counts_ready_slots_and_shows_a_failed_refill(pool):
+    assert warm.summary(pool, "shop") is None
+    os.makedirs(pool.template_dir("shop"))
+    warm.write_settings(pool, "shop", 2, "127.0.0.1", "13306-13999")
+    slot(pool, "g2-ready")
+    slot(pool, "g2-making", ready_at=None)
+    assert warm.summary(pool, "shop") == {"count": 2, "ready": 1, "generations": [2], "error": None}
+    failure = {"at": "2026-12-01T03:00:00+00:00", "error": "no free port in 13306-13999"}
+    with open(os.path.join(pool.path, "warm", "shop", warm.ERROR), "w", encoding="utf-8") as handle:
+        json.dump(failure, handle)
+    # The error file is no slot, and stays shown when the template keeps none any more.
+    warm.write_settings(pool, "shop", 0, "127.0.0.1", "13306-13999")
+    assert warm.summary(pool, "shop") == {"count": 0, "ready": 1, "generations": [2], "error": failure}

@@ -121,6 +121,12 @@ class _Collector:
         yield self._per_template("myaas_template_import_last_success_timestamp_seconds", "When the template "
                                  "last ended an import run current with its source (an unchanged dump counts).",
                                  self._last_success)
+        yield self._per_template("myaas_template_warm_clones", "Warm clones the template keeps ready for "
+                                 "requests (myaas_template warm); absent when it keeps none.",
+                                 lambda meta: (meta.get("warm") or {}).get("count"))
+        yield self._per_template("myaas_template_warm_clones_ready", "Warm clones waiting for a request now; "
+                                 "below myaas_template_warm_clones while a refill runs or fails.",
+                                 lambda meta: (meta.get("warm") or {}).get("ready"))
         failures = CounterMetricFamily("myaas_template_import_failures", "Import runs that failed (the previous "
                                        "generation kept serving).", labels=["pool", "template"])
         for name, template in sorted(self.events.get("templates", {}).items()):

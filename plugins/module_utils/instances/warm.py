@@ -48,6 +48,11 @@ def folder(pool, template):
     return os.path.join(pool.path, WARM_FOLDER, template)
 
 
+def slot_path(pool, record):
+    """Where the slot of a warm clone's record (warm.json) was made: the link a take leaves."""
+    return os.path.join(folder(pool, record["template"]), record["name"])
+
+
 def settings_path(pool, template):
     return os.path.join(pool.template_dir(template), SETTINGS)
 
@@ -74,6 +79,23 @@ def ready_slots(pool, template):
         if record and record.get("ready_at"):
             found.append((path, record))
     return sorted(found, key=lambda item: item[1]["ready_at"])
+
+
+def summary(pool, template):
+    """What an operator sees of a template's warm clones: {count, ready, generations, error}, or None.
+
+    ``count`` is how many it keeps, ``ready`` how many wait for a request now
+    (of ``generations``), ``error`` why the last refill nobody waited for
+    failed ({at, error}; None when the last one did all it had to). None when
+    the template keeps no warm clones and none are left.
+    """
+    settings = read_settings(pool, template)
+    ready = ready_slots(pool, template)
+    failure = read_json(os.path.join(folder(pool, template), ERROR))
+    if not settings["count"] and not ready and not failure:
+        return None
+    return {"count": settings["count"], "ready": len(ready),
+            "generations": sorted(set(record["generation"] for _path, record in ready)), "error": failure}
 
 
 def take(pool, template, generation, bind_address, port_range, destination):
