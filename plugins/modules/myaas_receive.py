@@ -37,6 +37,25 @@ options:
     description: Seconds the throw-away server may take to answer.
     type: int
     default: 600
+  warm:
+    description:
+      - How many warm clones of the template this server keeps, as M(myaas.myaas.myaas_template)'s
+        O(myaas.myaas.myaas_template#module:warm) does on the server that imports (a server that only receives
+        never runs that module). V(0) removes them; without this option, the number set before is kept.
+      - A generation made current replaces them in the same run; a run that received nothing refills them.
+    type: int
+  bind_address:
+    description: The host address the warm clones publish their port on.
+    type: str
+    default: 127.0.0.1
+  port_range:
+    description: The host ports warm clones take theirs from, as C(LOW-HIGH); the instances' range.
+    type: str
+    default: 13306-13999
+  wait_timeout:
+    description: Seconds a warm clone's server may take to answer.
+    type: int
+    default: 60
 attributes:
   check_mode:
     description: Reports whether a delivered generation waits, and checks nothing.
@@ -58,6 +77,12 @@ EXAMPLES = r"""
   myaas.myaas.myaas_receive:
     name: shop
     pool: /srv/myaas
+
+- name: The same, keeping two warm clones of the current generation on this server
+  myaas.myaas.myaas_receive:
+    name: shop
+    pool: /srv/myaas
+    warm: 2
 """
 
 RETURN = r"""
@@ -75,11 +100,19 @@ seconds:
   description: Seconds the check and the swap took.
   returned: when a generation was made current
   type: float
+warm:
+  description: The template's warm clones on this server after the run, as M(myaas.myaas.myaas_template) returns them.
+  returned: when the template keeps warm clones here, or O(warm) was given
+  type: dict
+  sample: {count: 2, ready: 2, made: 2, removed: 2, bind_address: 127.0.0.1, port_range: 13306-13999}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.host.pool import Pool
+from ansible_collections.myaas.myaas.plugins.module_utils.instances import warm
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.ports import parse_range
 from ansible_collections.myaas.myaas.plugins.module_utils.inventory import update_metrics
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runner import Runner
 from ansible_collections.myaas.myaas.plugins.module_utils.host.runtime import Docker
@@ -95,6 +128,10 @@ def main():
             name=dict(type="str", required=True),
             lock_timeout=dict(type="int", default=3600),
             start_timeout=dict(type="int", default=600),
+            warm=dict(type="int"),
+            bind_address=dict(type="str", default="127.0.0.1"),
+            port_range=dict(type="str", default="13306-13999", fallback=(env_fallback, ["MYAAS_PORT_RANGE"])),
+            wait_timeout=dict(type="int", default=60),
         ),
         supports_check_mode=True,
     )
@@ -106,6 +143,7 @@ def main():
         runner.require("btrfs", "docker", "flock")
         pool, docker = Pool(params["pool"], runner), Docker(runner)
         pool.ensure_layout()
+        parse_range(params["port_range"])
         receiver = Receiver(pool, docker, runner, params["name"], params["lock_timeout"], params["start_timeout"])
         try:
             result = receive_all(receiver, module.check_mode)
@@ -113,6 +151,10 @@ def main():
             if not module.check_mode:
                 update_metrics(pool, docker, import_of=params["name"], import_ok=False)
             raise
+        clones = warm.WarmPool(pool, docker, get_engine, params["name"], params["lock_timeout"],
+                               params["wait_timeout"])
+        result = warm.reported(result, lambda: warm.apply(clones, params["warm"], params["bind_address"],
+                                                          params["port_range"], module.check_mode))
         if not module.check_mode:
             # On a server, the template is as fresh as what it received.
             warning = update_metrics(pool, docker, import_of=params["name"], import_ok=True)

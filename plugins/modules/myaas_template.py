@@ -432,22 +432,6 @@ def removed_warm(done):
     return (True, done) if done["removed"] else (False, None)
 
 
-def with_warm(result, apply):
-    """``result`` with what ``apply()`` ((changed, report)) did to the warm clones.
-
-    The template's own work is done by then: a warm clone that cannot be
-    made is reported (warm.error, and a warning), not a failed task.
-    """
-    try:
-        changed, report = apply()
-    except MyaasError as exc:
-        changed, report = False, {"error": exc.msg}
-        result.setdefault("warnings", []).append("The warm clones were not refilled: %s" % exc.msg)
-    if report is not None:
-        result.update(changed=result["changed"] or changed, warm=report)
-    return result
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -508,7 +492,7 @@ def main():
             result = manager.absent()
             if not module.check_mode:
                 # The template is gone: so are its warm clones.
-                with_warm(result, lambda: removed_warm(clones.refill()))
+                warm.reported(result, lambda: removed_warm(clones.refill()))
                 if result["changed"]:
                     update_metrics(pool, docker)
             return result
@@ -525,8 +509,8 @@ def main():
             if not module.check_mode:
                 update_metrics(pool, docker, import_of=params["name"], import_ok=False)
             raise
-        result = with_warm(result, lambda: warm.apply(clones, params["warm"], params["bind_address"],
-                                                      params["port_range"], module.check_mode))
+        result = warm.reported(result, lambda: warm.apply(clones, params["warm"], params["bind_address"],
+                                                          params["port_range"], module.check_mode))
         if not module.check_mode:
             warning = update_metrics(pool, docker, import_of=params["name"], import_ok=True)
             result["warnings"] = result.get("warnings", []) + ([warning] if warning else [])

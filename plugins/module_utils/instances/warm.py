@@ -292,3 +292,19 @@ def apply(warm_pool, count, bind_address, port_range, check_mode):
         write_settings(pool, template, wanted["count"], wanted["bind_address"], wanted["port_range"])
     done = warm_pool.refill()
     return changed or bool(done["made"] or done["removed"]), dict(wanted, **done)
+
+
+def reported(result, apply):
+    """``result`` with what ``apply()`` ((changed, report)) did to the warm clones.
+
+    The template's own work is done by then: a warm clone that cannot be
+    made is reported (warm.error, and a warning), not a failed task.
+    """
+    try:
+        changed, report = apply()
+    except MyaasError as exc:
+        changed, report = False, {"error": exc.msg}
+        result.setdefault("warnings", []).append("The warm clones were not refilled: %s" % exc.msg)
+    if report is not None:
+        result.update(changed=result["changed"] or changed, warm=report)
+    return result
