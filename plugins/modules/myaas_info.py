@@ -108,9 +108,9 @@ templates:
     warm:
       description:
         - The template's warm clones (M(myaas.myaas.myaas_template) O(myaas.myaas.myaas_template#module:warm)), null
-          when it keeps none. C(count) is how many it keeps, C(ready) how many wait for a request now, C(generations)
-          theirs, and C(error) why the last refill that nobody waited for failed (C(at), C(error)), null when it did
-          all it had to.
+          when it keeps none and none are left. C(count) is how many it keeps, C(ready) how many wait for a request
+          now, C(generations) theirs, and C(error) why the last refill failed (C(at), C(error)), whoever ran it;
+          null once a refill did all it had to.
       type: dict
       sample: {count: 2, ready: 1, generations: [3], error: null}
 instances:

@@ -58,7 +58,7 @@ options:
     default: 60
 attributes:
   check_mode:
-    description: Reports whether a delivered generation waits, and checks nothing.
+    description: Reports whether a delivered generation waits, and the warm clones planned; checks nothing.
     support: full
 """
 

@@ -139,3 +139,29 @@ def test_the_summary_counts_ready_slots_and_shows_a_failed_refill(pool):
     # The error file is no slot, and stays shown when the template keeps none any more.
     warm.write_settings(pool, "shop", 0, "127.0.0.1", "13306-13999")
     assert warm.summary(pool, "shop") == {"count": 0, "ready": 1, "generations": [2], "error": failure}
+
+
+def test_an_interrupted_take_is_known_only_by_a_whole_slot_record(tmp_path):
+    folder = str(tmp_path)
+    assert warm.interrupted_take(folder) is None
+    record = {"name": "g2-ab", "template": "shop", "container": "myaas-x-warm.shop.g2-ab", "generation": 2}
+    with open(os.path.join(folder, "warm.json"), "w", encoding="utf-8") as handle:
+        json.dump(record, handle)
+    assert warm.interrupted_take(folder) == record
+    with open(os.path.join(folder, "warm.json"), "w", encoding="utf-8") as handle:
+        json.dump(dict(record, container=None), handle)
+    assert warm.interrupted_take(folder) is None
+    with open(os.path.join(folder, "warm.json"), "w", encoding="utf-8") as handle:
+        handle.write("{not json")
+    assert warm.interrupted_take(folder) is None
+
+
+def test_a_refill_that_fails_keeps_why_for_whoever_ran_it(pool, monkeypatch):
+    def no_port(_self):
+        raise MyaasError("no free port in 13306-13999")
+    monkeypatch.setattr(warm.WarmPool, "_refill", no_port)
+    with pytest.raises(MyaasError, match="no free port"):
+        warm.WarmPool(pool, None, None, "shop").refill()
+    with open(os.path.join(pool.path, "warm", "shop", warm.ERROR), encoding="utf-8") as handle:
+        assert json.load(handle)["error"] == "no free port in 13306-13999"
+    assert oct(os.stat(os.path.join(pool.path, "warm", "shop", warm.ERROR)).st_mode & 0o777) == "0o600"

@@ -122,7 +122,7 @@ class _Collector:
                                  "last ended an import run current with its source (an unchanged dump counts).",
                                  self._last_success)
         yield self._per_template("myaas_template_warm_clones", "Warm clones the template keeps ready for "
-                                 "requests (myaas_template warm); absent when it keeps none.",
+                                 "requests (myaas_template warm); absent when it keeps none and none are left.",
                                  lambda meta: (meta.get("warm") or {}).get("count"))
         yield self._per_template("myaas_template_warm_clones_ready", "Warm clones waiting for a request now; "
                                  "below myaas_template_warm_clones while a refill runs or fails.",

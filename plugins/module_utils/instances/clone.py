@@ -100,6 +100,7 @@ class CloneSteps:
         self.steps_before_clone = {}
         self.clone_done = None  # monotonic time when the login answered: what follows is metadata
         self.warm_link = None   # the slot path of the warm clone this instance was taken from
+        self.interrupted_take = None    # the slot record of a warm clone whose take here was killed
         self.after_return = None  # work for after the module returned (refilling warm clones)
         self.upgrade = None  # the report of an upgrade rehearsal, when the clone was upgraded
 

@@ -74,6 +74,10 @@ class InstanceManager(CloneSteps):
                 # Instances made before names carried the pool, and warm clones taken, keep their container's name.
                 self.container = meta.get("container", self.container)
                 self.warm_link = meta.get("warm_clone")
+            else:
+                # A warm clone whose take was killed before this record: what
+                # this name must remove (a drop, a create again, the reaper).
+                self.interrupted_take = warm.interrupted_take(self.paths["dir"])
             bookmark = self.params.get("bookmark")
             if state == "absent":
                 return bookmarks.drop(self, meta, bookmark) if bookmark and meta else self._absent(meta)
@@ -200,6 +204,8 @@ class InstanceManager(CloneSteps):
             # A create that was killed, or failed and could not clean up, left
             # its folder; whatever else it left goes before the new snapshot.
             self._remove_clone()
+            remove_file(os.path.join(self.paths["dir"], WARM_METADATA))
+            self.interrupted_take = None
         os.makedirs(self.paths["dir"], mode=0o700, exist_ok=True)
         try:
             meta["generation"], ready = self._clone_and_start(meta, secret, engine, create=True)
@@ -336,11 +342,22 @@ class InstanceManager(CloneSteps):
             # A taken warm clone's volume was bound through this link.
             if self.warm_link and os.path.islink(self.warm_link):
                 os.unlink(self.warm_link)
-        return [lambda: self.docker.remove(self.container, self.pool.path), warm_link,
-                # A rehearsal's upgrade server, when a run was killed during one.
-                lambda: self.docker.remove(self.container + "-upgrade", self.pool.path),
-                lambda: self.docker.remove_volume(self.container, self.pool.path),
-                lambda: self.pool.delete_subvolume(self.paths["data"])]
+        return self._interrupted_take_steps() + [
+            lambda: self.docker.remove(self.container, self.pool.path), warm_link,
+            # A rehearsal's upgrade server, when a run was killed during one.
+            lambda: self.docker.remove(self.container + "-upgrade", self.pool.path),
+            lambda: self.docker.remove_volume(self.container, self.pool.path),
+            lambda: self.pool.delete_subvolume(self.paths["data"])]
+
+    def _interrupted_take_steps(self):
+        """Removing the warm clone an interrupted take left (see warm.interrupted_take): container, volume, link."""
+        record = self.interrupted_take
+        if not record:
+            return []
+        link = warm.slot_path(self.pool, record)
+        return [lambda: self.docker.remove(record["container"], self.pool.path),
+                lambda: os.unlink(link) if os.path.islink(link) else None,
+                lambda: self.docker.remove_volume(record["container"], self.pool.path)]
 
     def _remove_clone(self):
         """The container, its volume and the data snapshot; the instance's folder and files stay."""

@@ -16,8 +16,7 @@ import os
 
 from ansible_collections.myaas.myaas.plugins.module_utils.errors import MyaasError
 from ansible_collections.myaas.myaas.plugins.module_utils.instances import warm
-from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import (
-    WARM_FOLDER, WARM_METADATA, instance_paths)
+from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import WARM_FOLDER, instance_paths
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.manager import InstanceManager
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.settings import protected_now
 from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import FileLock, read_json
@@ -103,18 +102,18 @@ class Reaper:
             meta = read_json(paths["meta"]) if has_folder else None
             # A take of a warm clone killed before the instance's record: the
             # slot's record moved with the folder and names the container.
-            taken = read_json(os.path.join(paths["dir"], WARM_METADATA)) if has_folder and meta is None else None
+            taken = warm.interrupted_take(paths["dir"]) if has_folder and meta is None else None
             # The instance's own container: those made before names carried the pool keep their old name.
-            manager = self._manager(name, (meta or taken or {}).get("container") or container)
-            manager.warm_link = (meta or {}).get("warm_clone") or (taken and warm.slot_path(self.pool, taken))
+            manager = self._manager(name, (meta or {}).get("container") or container)
+            manager.warm_link = (meta or {}).get("warm_clone")
+            manager.interrupted_take = taken
             if meta is None and not has_folder:
                 action, why = "remove", "a container of this pool whose instance is gone"
             else:
                 state = self.docker.state(meta["container"]) if meta else {}
                 action, why = verdict(meta, os.path.isdir(paths["data"]), state, self.now)
             if taken:
-                why = "a warm clone of %s whose take ended before the instance's record was written" % (
-                    taken.get("template"))
+                why = "a warm clone of %s whose take ended before the instance's record was written" % taken["template"]
             if action == "keep":
                 return
             self.result["reasons"][name] = why

@@ -81,13 +81,25 @@ def ready_slots(pool, template):
     return sorted(found, key=lambda item: item[1]["ready_at"])
 
 
+def interrupted_take(instance_dir):
+    """The slot's record (warm.json) left in an instance's folder by a take killed before the instance's record
+    was written, else None: it names the warm container and volume that are now that instance's to remove."""
+    try:
+        record = read_json(os.path.join(instance_dir, WARM_METADATA))
+    except MyaasError:
+        return None     # unreadable: the folder is removed as half-made, without it
+    if isinstance(record, dict) and all(record.get(key) for key in ("container", "template", "name")):
+        return record
+    return None
+
+
 def summary(pool, template):
     """What an operator sees of a template's warm clones: {count, ready, generations, error}, or None.
 
     ``count`` is how many it keeps, ``ready`` how many wait for a request now
-    (of ``generations``), ``error`` why the last refill nobody waited for
-    failed ({at, error}; None when the last one did all it had to). None when
-    the template keeps no warm clones and none are left.
+    (of ``generations``), ``error`` why the last refill failed ({at, error};
+    None once one did all it had to). None when the template keeps no warm
+    clones and none are left.
     """
     settings = read_settings(pool, template)
     ready = ready_slots(pool, template)
@@ -186,8 +198,19 @@ class WarmPool:
     def refill(self):
         """Remove what is stale, make what is missing; {made, removed, ready}.
 
-        Raises MyaasError when a clone cannot be made (it is removed whole).
+        Raises MyaasError when a clone cannot be made (it is removed whole),
+        and keeps why in the warm folder (error.json) for myaas_info, whoever
+        ran it; the next refill that does all it has to removes it.
         """
+        try:
+            return self._refill()
+        except BaseException as exc:
+            # SystemExit too: a failed command ends in the module's fail_json.
+            os.makedirs(self.folder, exist_ok=True)
+            write_json(os.path.join(self.folder, ERROR), {"at": iso(time.time()), "error": str(exc)}, mode=0o600)
+            raise
+
+    def _refill(self):
         done = {"made": 0, "removed": 0, "ready": 0}
         with FileLock(self.pool.lock_path("warm", self.template), self.lock_timeout, "Warm clones of %s"
                       % self.template):
@@ -261,13 +284,11 @@ class WarmPool:
         return removed
 
     def refill_recorded(self):
-        """``refill`` for a process nobody waits for: its error is kept in the warm folder (error.json)."""
+        """``refill`` for a process nobody waits for: its error is only kept in the warm folder (error.json)."""
         try:
             self.refill()
-        except BaseException as exc:  # pylint: disable=broad-exception-caught
-            # SystemExit too: a failed command ends in the module's fail_json.
-            os.makedirs(self.folder, exist_ok=True)
-            write_json(os.path.join(self.folder, ERROR), {"at": iso(time.time()), "error": str(exc)}, mode=0o600)
+        except BaseException:  # pylint: disable=broad-exception-caught
+            pass
 
 
 def apply(warm_pool, count, bind_address, port_range, check_mode):
