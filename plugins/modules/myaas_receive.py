@@ -24,6 +24,7 @@ description:
 author: MyAAS team (@myaas)
 extends_documentation_fragment:
   - myaas.myaas.pool
+  - myaas.myaas.warm_clones
 options:
   name:
     description: The template.
@@ -44,14 +45,6 @@ options:
         never runs that module). V(0) removes them; without this option, the number set before is kept.
       - A generation made current replaces them in the same run; a run that received nothing refills them.
     type: int
-  bind_address:
-    description: The host address the warm clones publish their port on.
-    type: str
-    default: 127.0.0.1
-  port_range:
-    description: The host ports warm clones take theirs from, as C(LOW-HIGH); the instances' range.
-    type: str
-    default: 13306-13999
   wait_timeout:
     description: Seconds a warm clone's server may take to answer.
     type: int

@@ -31,6 +31,7 @@ description:
 author: MyAAS team (@myaas)
 extends_documentation_fragment:
   - myaas.myaas.pool
+  - myaas.myaas.warm_clones
 options:
   name:
     description: Name of the template. 1 to 63 characters out of C([a-z0-9_-]), starting with a letter or digit.
@@ -125,15 +126,6 @@ options:
       - A new generation replaces them. They are refilled after a request took one, by every run of this module
         and by the reaper. Without this option, the number set before is kept.
     type: int
-  bind_address:
-    description: The host address the warm clones publish their port on; a request for another one is cloned
-      afresh.
-    type: str
-    default: 127.0.0.1
-  port_range:
-    description: The host ports warm clones take theirs from, as C(LOW-HIGH); the instances' range.
-    type: str
-    default: 13306-13999
   post_import_sql:
     description:
       - SQL files run, in order, after the dump and before freezing (anonymise, trim, add grants).
