@@ -86,6 +86,18 @@ def cmdline(pid):
         return ""
 
 
+def warm_slots(pool, template):
+    """{slot: its warm.json} of the ready warm clones of ``template`` on ``pool`` (not links to taken ones)."""
+    folder = os.path.join(pool, "warm", template)
+    found = {}
+    for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        record = os.path.join(folder, entry, "warm.json")
+        if not os.path.islink(os.path.join(folder, entry)) and os.path.exists(record):
+            with open(record, encoding="utf-8") as handle:
+                found[entry] = json.load(handle)
+    return dict((slot, record) for slot, record in found.items() if record.get("ready_at"))
+
+
 def docker_is_up():
     return subprocess.run(["docker", "info"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           check=False).returncode == 0

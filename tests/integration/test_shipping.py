@@ -11,7 +11,8 @@ import signal
 import subprocess
 import time
 
-from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS, cmdline, descendants, module_argv, run_module, sh
+from rig import (
+    ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS, cmdline, descendants, module_argv, run_module, sh, warm_slots)
 
 # A stand-in for ssh to the receiving host: runs its one-string command with
 # bash, with the receive's stream slowed to 256 KiB/s, so that it can be
@@ -171,18 +172,17 @@ def test_a_receiving_server_keeps_warm_clones_of_the_generation_it_made_current(
     rig.sample_template("ship-warm")
     with rig.small_pool(workdir, "2G") as target:
         ship = {"name": "ship-warm", "source_pool": rig.pool, "target_pool": target, "swap": False}
-        warm_folder = os.path.join(target, "warm", "ship-warm")
         try:
             assert run_module("myaas_ship", ship)["staged"]
             received = run_module("myaas_receive", {"name": "ship-warm", "pool": target, "warm": 1})
             assert received["changed"] and received["warm"]["made"] == 1, received.get("msg", received)
-            assert [record["generation"] for record in warm_records(warm_folder)] == [1]
+            assert [record["generation"] for record in warm_slots(target, "ship-warm").values()] == [1]
             # The importer makes generation 2; its receipt replaces the clone in the same run.
             assert rig.template("ship-warm", SAMPLE, force=True)["template"]["generation"] == 2
             assert run_module("myaas_ship", ship)["staged"]
             received = run_module("myaas_receive", {"name": "ship-warm", "pool": target})
             assert received["generation"] == 2 and received["warm"]["removed"] == 1, received.get("msg", received)
-            assert [record["generation"] for record in warm_records(warm_folder)] == [2]
+            assert [record["generation"] for record in warm_slots(target, "ship-warm").values()] == [2]
             made = run_module("myaas_instance", {"name": "ship-warm-taken", "template": "ship-warm", "pool": target})
             assert made["instance"]["generation"] == 2 and made["instance"].get("warm_clone"), made.get("msg", made)
             assert rig.query(made["instance"], "SELECT COUNT(*) FROM customers")[0][0] == SAMPLE_CUSTOMERS
@@ -193,14 +193,3 @@ def test_a_receiving_server_keeps_warm_clones_of_the_generation_it_made_current(
         assert not removed.get("failed"), removed.get("msg")
         assert not sh("docker", "ps", "--all", "--quiet", "--filter", "label=org.myaas.pool=" + target,
                       "--filter", "label=org.myaas.role=warm").stdout.split()
-
-
-def warm_records(folder):
-    """The warm.json of each slot (not links to taken ones) in a template's warm folder."""
-    found = []
-    for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        path = os.path.join(folder, entry, "warm.json")
-        if not os.path.islink(os.path.join(folder, entry)) and os.path.exists(path):
-            with open(path, encoding="utf-8") as handle:
-                found.append(json.load(handle))
-    return found

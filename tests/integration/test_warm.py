@@ -6,19 +6,12 @@ import threading
 
 import pytest
 
-from rig import PG_CUSTOMERS, PG_IMAGE, SAMPLE, SAMPLE_CUSTOMERS, login_refused, run_module, sh
+from rig import PG_CUSTOMERS, PG_IMAGE, SAMPLE, SAMPLE_CUSTOMERS, login_refused, run_module, sh, warm_slots
 
 
 def slots(rig, template):
     """{slot: its warm.json} of the ready warm clones of ``template``."""
-    folder = os.path.join(rig.pool, "warm", template)
-    found = {}
-    for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        record = os.path.join(folder, entry, "warm.json")
-        if not os.path.islink(os.path.join(folder, entry)) and os.path.exists(record):
-            with open(record, encoding="utf-8") as handle:
-                found[entry] = json.load(handle)
-    return dict((slot, record) for slot, record in found.items() if record.get("ready_at"))
+    return warm_slots(rig.pool, template)
 
 
 def wait_for_slots(rig, template, count, exclude=()):
