@@ -12,6 +12,7 @@ import glob
 import os
 import time
 
+from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.instances import warm
 from ansible_collections.myaas.myaas.plugins.module_utils.instances.clone import METADATA as INSTANCE_METADATA, SECRET
 from ansible_collections.myaas.myaas.plugins.module_utils.templates.generations import kept, origin
@@ -82,6 +83,9 @@ def list_instances(pool, docker, sizes=True, now=None):
             "expired": bool(expires) and parse_iso(expires) <= now,
             "exclusive_bytes": _exclusive_bytes(pool, data, counted) if sizes else None,
             "max_bytes": meta.get("max_bytes"),
+            # What max_bytes counts, as the server caps it: its data's growth since the clone.
+            "used_bytes": get_engine(meta["engine"]).quota_used(data, meta.get("quota_base_bytes"))
+            if meta.get("max_bytes") else None,
         })
         instances.append(entry)
     return instances

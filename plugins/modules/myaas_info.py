@@ -121,7 +121,7 @@ instances:
   sample: [{name: shop-alice, template: shop, generation: 3, status: running, host: db1, port: 13306,
             owner: alice, created_at: "2026-11-24T08:00:00+00:00", expires_at: "2026-11-24T16:00:00+00:00",
             expired: false, protected: true, protected_until: "2026-12-01T08:00:00+00:00",
-            exclusive_bytes: 12582912, max_bytes: 21474836480, bookmark: null,
+            exclusive_bytes: 12582912, max_bytes: 21474836480, used_bytes: 8388608, bookmark: null,
             bookmarks: {before-migration: {created_at: "2026-11-24T09:12:00+00:00", template: shop, generation: 3}}}]
 orphans:
   description:

@@ -106,25 +106,32 @@ options:
     type: raw
   max_bytes:
     description:
-      - The instance's disk quota - what its server may write beyond the template's data it shares (its exclusive
-        bytes, a btrfs quota group's limit). Bytes, or a number with a unit (C(20G), C(512M)); at least C(64M).
-        V(0) or V(none) lifts it. A table growing past it fails with the server's own error (MariaDB C(1114 The
-        table is full)); a write of the server's own that meets it may stop the server until the quota is raised.
-      - Refused for MySQL and PostgreSQL instances, whose servers crash, hang or cannot recover at the limit.
+      - The instance's disk quota - how much its data may grow beyond the template's. Bytes, or a number with a
+        unit (C(20G), C(512M)); at least C(64M). V(0) or V(none) lifts it.
+      - The server keeps it itself - MariaDB and MySQL run the clone with InnoDB's system tablespace capped at the
+        template's size plus O(max_bytes), and only InnoDB tables. A write past it fails with the server's own
+        error C(1114 The table 'T' is full) and the server goes on answering. Behind it, the clone's btrfs quota
+        group gets a limit of twice the template's size plus O(max_bytes), plus 512 MiB, that guards the pool from
+        what the cap does not count.
+      - Needs a template whose tables are in the system tablespace - imported with
+        O(myaas.myaas.myaas_template#module:tuning) C({innodb_file_per_table: 0}); refused, before anything is made,
+        for one whose tables have files of their own, and for PostgreSQL, which has no cap of its own and
+        PANICs when a btrfs limit stops its write-ahead log.
+      - Changing it on an instance restarts its server cleanly (its cap is a server argument).
       - Applied to an existing instance when given (a reset keeps it); a new one has none unless given. The pool's
         quota groups are turned on the first time an instance asks for a quota.
     type: str
   default_max_bytes:
     description:
-      - The quota of a new instance that gives no O(max_bytes), where its engine takes quotas (ignored for MySQL
-        and PostgreSQL); playbook variable C(myaas_max_bytes). Never applied to an existing instance.
+      - The quota of a new instance that gives no O(max_bytes), where its template takes quotas (see O(max_bytes);
+        ignored for the others); playbook variable C(myaas_max_bytes). Never applied to an existing instance.
     type: str
   owner_max_bytes:
     description:
       - The owner's disk budget - the sum of C(max_bytes) their instances may hold on this pool (playbook
         variable C(myaas_owner_max_bytes)). With it, each new instance of the owner must give O(max_bytes), and
         is refused when the owner's other instances leave less of the budget. Checked too when an instance's
-        O(max_bytes) or O(owner) changes. Instances of engines that take no quota are outside budgets.
+        O(max_bytes) or O(owner) changes. Instances that can take no quota (see O(max_bytes)) are outside budgets.
     type: str
   owner:
     description:
@@ -289,7 +296,7 @@ instance:
     expires_at: {description: When the reaper may remove it; null for never., type: str}
     owner: {description: Who it is for., type: str}
     protected: {description: Whether the reaper leaves it alone (until C(protected_until) when that is set)., type: bool}
-    max_bytes: {description: "Its disk quota in bytes (exclusive bytes, see O(max_bytes)); null for none.", type: int}
+    max_bytes: {description: "Its disk quota in bytes (growth of its data, see O(max_bytes)); null for none.", type: int}
     protected_until:
       description: "When a protection lease ends, UTC, ISO 8601; null for no lease (protected with no end, or not at all)."
       type: str

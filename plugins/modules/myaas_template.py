@@ -166,7 +166,10 @@ options:
   tuning:
     description:
       - "Server settings for the import only, as C(option: value), e.g. C(innodb_buffer_pool_size: 4G).
-        They override the bulk-load defaults and never reach instances."
+        They override the bulk-load defaults and never reach instances' servers."
+      - "One shapes the data that instances get: C(innodb_file_per_table: 0) (MariaDB, MySQL) puts the tables in
+        InnoDB's system tablespace, which is what lets instances have a disk quota
+        (M(myaas.myaas.myaas_instance) O(myaas.myaas.myaas_instance#module:max_bytes))."
       - By default the import server's buffers are sized from the host's memory (MariaDB's buffer pool a
         quarter of it, at most 8 GiB; PostgreSQL's C(shared_buffers) an eighth, at most 4 GiB).
     type: dict

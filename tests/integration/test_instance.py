@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
-from quota_checks import quotas_off, runaway_write_is_stopped
+from quota_checks import SYSTEM_TABLESPACE, file_per_table_is_refused, quotas_off, runaway_write_is_stopped
 from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, module_argv, run_module, sh
 
 
@@ -410,12 +410,28 @@ def test_metrics_match_what_myaas_info_says(rig, shop, workdir):
     assert 0 < metrics[("myaas_pool_free_bytes", ())] <= stat.f_blocks * stat.f_frsize
 
 
-def test_a_runaway_write_stops_at_the_instance_quota(rig, shop):
-    runaway_write_is_stopped(rig, "shop", "SELECT COUNT(*) FROM customers", CUSTOMERS)
+def cap_argument(container):
+    """The MiB a running server caps its system tablespace at (its innodb_data_file_path's max)."""
+    args = json.loads(sh("docker", "inspect", "--format", "{{json .Args}}", container).stdout)
+    [path] = [arg for arg in args if arg.startswith("--innodb-data-file-path=")]
+    return path.rsplit(":max:", 1)[1].rstrip("M")
 
 
-def test_an_owners_budget_holds_the_sum_of_their_quotas(rig, shop):
-    budget = dict(template="shop", owner="bob", owner_max_bytes="200M")
+@pytest.fixture(scope="module")
+def shop_quota(rig):
+    """The sample with its tables in the system tablespace: the layout whose clones take quotas."""
+    made = rig.template("shop-quota", SAMPLE, tuning=SYSTEM_TABLESPACE)
+    assert made["changed"] and not made.get("failed"), made
+    return made["template"]
+
+
+def test_a_runaway_write_stops_at_the_instance_quota(rig, shop, shop_quota):
+    file_per_table_is_refused(rig, "shop", "quota-refused")
+    runaway_write_is_stopped(rig, "shop-quota", "customers", CUSTOMERS)
+
+
+def test_an_owners_budget_holds_the_sum_of_their_quotas(rig, shop_quota):
+    budget = dict(template="shop-quota", owner="bob", owner_max_bytes="200M")
     try:
         assert not rig.instance("budget-1", max_bytes="128M", **budget).get("failed")
         refused = rig.instance("budget-2", max_bytes="128M", **budget)
@@ -430,6 +446,15 @@ def test_an_owners_budget_holds_the_sum_of_their_quotas(rig, shop):
         assert grown["failed"] and "disk budget" in grown["msg"], grown
         listed = dict((entry["name"], entry["max_bytes"]) for entry in rig.info()["instances"])
         assert (listed["budget-1"], listed["budget-2"]) == (128 * 2 ** 20, 64 * 2 ** 20)
+        # The server caps the data itself: a new quota is a clean restart with the new cap.
+        container = rig.info(name="budget-1")["instances"][0]["container"]
+        before = cap_argument(container)
+        lowered = rig.instance("budget-1", max_bytes="96M", owner_max_bytes="200M")
+        assert lowered["changed"] and not lowered.get("failed"), lowered
+        assert int(cap_argument(container)) == int(before) - 32
+        assert not get_engine("mariadb").crash_recovery(sh("docker", "logs", container).stdout)
+        assert rig.query(dict(lowered["instance"], password=lowered["instance"]["password"]),
+                         "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
         # A bookmark would share its data and let it write its quota again.
         saved = rig.instance("budget-1", state="saved", bookmark="before")
         assert saved["failed"] and "would share its data" in saved["msg"], saved

@@ -17,6 +17,7 @@ import pymysql
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
+from quota_checks import SYSTEM_TABLESPACE, file_per_table_is_refused, runaway_write_is_stopped
 from rig import files_holding, login_refused, sh
 
 IMAGES = ["mysql:9.7", "myaas/mysql:9.7"]
@@ -222,9 +223,12 @@ def test_the_nightly_playbook_imports_each_dump_with_its_templates_engine(rig, w
             rig.template(name, None, state="absent")
 
 
-def test_a_disk_quota_is_refused_before_anything_is_made(rig, mysql_templates):
-    # At a quota group's limit MySQL crashed or hung, run by run (measured): fail closed.
-    template = mysql_templates("mysql:9.7")
-    refused = rig.instance("my-quota", template=template["name"], max_bytes="1G")
-    assert refused["failed"] and "max_bytes is refused for mysql instances" in refused["msg"], refused
-    assert rig.gone("my-quota")
+def test_a_runaway_write_stops_at_the_instance_quota(rig, mysql_templates, mysql_dump):
+    # Tables in files of their own have no cap InnoDB keeps: refused before anything is made.
+    file_per_table_is_refused(rig, mysql_templates("mysql:9.7")["name"], "my-quota")
+    made = rig.template("my-quota-t", mysql_dump[0], engine="mysql", image="mysql:9.7", tuning=SYSTEM_TABLESPACE)
+    assert made["changed"] and not made.get("failed"), made
+    try:
+        runaway_write_is_stopped(rig, "my-quota-t", "customers", mysql_dump[1]["shop.customers"])
+    finally:
+        rig.template("my-quota-t", None, state="absent")

@@ -197,7 +197,8 @@ def test_new_db_prints_the_postgresql_client_and_a_dsn_that_works(rig, pgshop):
 def test_a_disk_quota_is_refused_before_anything_is_made(rig, pgshop):
     # At a quota group's limit PostgreSQL PANICs on its WAL and cannot recover (measured): fail closed.
     refused = rig.instance("pg-quota", template="pgshop", max_bytes="1G")
-    assert refused["failed"] and "max_bytes is refused for postgresql instances" in refused["msg"], refused
+    assert refused["failed"] and "refused for this postgresql instance: at the limit a PostgreSQL server PANICs" \
+        in refused["msg"], refused
     assert rig.gone("pg-quota")
     made = rig.instance("pg-quota", template="pgshop")
     try:

@@ -94,6 +94,23 @@ class Engine:
         """Server arguments for an instance."""
         return []
 
+    # -- disk quotas ----------------------------------------------------------
+    def quota_refusal(self, datadir):
+        """Why instances of ``datadir`` (a generation's or an instance's) can have no max_bytes; None if they can."""
+        return self.disk_quota_refused or "%s has no way to cap what its server writes" % self.name
+
+    def quota_base(self, datadir):
+        """Bytes, at clone time, of what the server caps in ``datadir``; max_bytes counts from there. None: nothing."""
+        return None
+
+    def quota_args(self, max_bytes, base_bytes):
+        """Server arguments with which the server itself refuses to grow ``base_bytes`` by more than ``max_bytes``."""
+        raise NotImplementedError
+
+    def quota_used(self, datadir, base_bytes):
+        """Bytes ``datadir`` grew by since the clone, as its server counts them against max_bytes (None: unknown)."""
+        return None
+
     # -- talking to it --------------------------------------------------------
     def local_client(self, database=None):
         """argv, run in the container, of a client logged in as the local superuser."""

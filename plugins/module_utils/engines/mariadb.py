@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.base import (
@@ -11,6 +13,9 @@ from ansible_collections.myaas.myaas.plugins.module_utils.engines.base import (
 
 SOCKET = "/tmp/mysqld.sock"
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+# What a clone with a quota may put in its temporary tablespace (ibtmp1): its
+# temporary tables, which are not the developer's data.
+QUOTA_TEMP_MIB = 256
 _UNKNOWN_COLLATION_RE = re.compile(r"Unknown collation:? '?([A-Za-z0-9_]+)")
 
 
@@ -94,6 +99,43 @@ exec "$server" "$@"
         # instance's user turns them on with SET GLOBAL event_scheduler = ON.
         return ["--innodb-buffer-pool-size=64M", "--performance-schema=0", "--innodb-buffer-pool-load-at-startup=0",
                 self.max_packet, "--event-scheduler=OFF", self.clone_redo_log]
+
+    # InnoDB caps one file, the system tablespace (":max:" of its last data
+    # file); a table in a file of its own grows without a cap. At a btrfs
+    # limit the server's own redo or page writes failed instead of the
+    # developer's (measured on 10.11: an abort, or a hang). So max_bytes is the
+    # server's own: a clone of a template whose tables are in ibdata1 runs
+    # with ibdata1 capped at its size plus max_bytes, and a write past it gets
+    # "The table ... is full" while the server goes on.
+    quota_engine_args = ("--enforce-storage-engine=InnoDB",)
+    system_tablespace = "ibdata1"
+
+    def quota_refusal(self, datadir):
+        own = [path for path in glob.glob(os.path.join(glob.escape(datadir), "*", "*.ibd"))
+               if os.path.basename(os.path.dirname(path)) not in SYSTEM_SCHEMAS]
+        if not own:
+            return None
+        return ("its data keeps %d tables in files of their own (innodb_file_per_table), which InnoDB cannot cap: "
+                "import the template with tuning: {innodb_file_per_table: 0}, so that its tables live in the "
+                "system tablespace, which it can" % len(own))
+
+    def quota_base(self, datadir):
+        return os.stat(os.path.join(datadir, self.system_tablespace)).st_size
+
+    def quota_args(self, max_bytes, base_bytes):
+        # New tables go to the capped file too; the stated first size is
+        # InnoDB's minimum for a larger existing file that autoextends.
+        cap_mib = -(-(base_bytes + max_bytes) // 2 ** 20)
+        return ["--innodb-file-per-table=0",
+                "--innodb-data-file-path=%s:12M:autoextend:max:%dM" % (self.system_tablespace, cap_mib),
+                "--innodb-temp-data-file-path=ibtmp1:12M:autoextend:max:%dM" % QUOTA_TEMP_MIB] \
+            + list(self.quota_engine_args)
+
+    def quota_used(self, datadir, base_bytes):
+        try:
+            return max(os.stat(os.path.join(datadir, self.system_tablespace)).st_size - (base_bytes or 0), 0)
+        except OSError:
+            return None
 
     def local_client(self, database=None):
         # --unbuffered: what a statement prints is written when it ends, which

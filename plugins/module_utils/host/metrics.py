@@ -111,6 +111,8 @@ class _Collector:
         yield family
         yield self._per_instance("myaas_instance_exclusive_bytes", "Bytes only this instance holds (its own "
                                  "writes since its clone), as btrfs counts them.", "exclusive_bytes")
+        yield self._per_instance("myaas_instance_used_bytes", "What the instance's data grew by since its clone, "
+                                 "as its server counts it against max_bytes; absent without a quota.", "used_bytes")
         yield self._per_instance("myaas_instance_max_bytes", "The instance's disk quota (max_bytes), in bytes; "
                                  "absent for an instance without one.", "max_bytes")
         yield self._per_template("myaas_template_generation_age_seconds", "Seconds since the current generation "

@@ -144,7 +144,10 @@ class CloneSteps:
                 self.upgrade = Rehearsal(self, meta, engine, template, record).run()
                 lap("upgrade")
         if meta.get("max_bytes"):
-            quota.apply_limit(self.pool, self.paths["data"], meta["max_bytes"])
+            # Checked on the data itself: a new generation may have changed its layout.
+            quota.check_engine(engine, meta["max_bytes"], self.paths["data"])
+            meta["quota_base_bytes"] = engine.quota_base(self.paths["data"])
+            quota.apply_limit(self.pool, self.paths["data"], meta)
             lap("quota")
         init_sql = engine.lock_accounts_sql([user for user in foreign if user != secret["user"]]) + \
             engine.init_sql(secret["user"], secret["password"], meta["database"])
@@ -264,7 +267,8 @@ class CloneSteps:
 
     def _container_spec(self, meta, engine, generation):
         data = os.stat(self.paths["data"])
-        entrypoint, args = engine.command(engine.clone_args())
+        capped = engine.quota_args(meta["max_bytes"], meta["quota_base_bytes"]) if meta.get("max_bytes") else []
+        entrypoint, args = engine.command(engine.clone_args() + capped)
         return {
             "name": self.container,
             "image": meta["image"],

@@ -127,12 +127,12 @@ class InstanceManager(CloneSteps):
         if not changes:
             return meta
         meta = dict(meta, **changes)
+        engine = self.engines(meta["engine"])
         if changes.get("max_bytes"):
-            quota.check_engine(self.engines(meta["engine"]), changes["max_bytes"])
-            quota.check_use(self.pool, self.paths["data"], changes["max_bytes"])
+            quota.check_engine(engine, changes["max_bytes"], self.paths["data"])
+            quota.check_use(engine, self.paths["data"], meta, changes["max_bytes"])
         budget = self.params.get("owner_max_bytes")
-        if budget and ("max_bytes" in changes or "owner" in changes) \
-                and not self.engines(meta["engine"]).disk_quota_refused:
+        if budget and ("max_bytes" in changes or "owner" in changes) and not engine.quota_refusal(self.paths["data"]):
             with quota.owner_lock(self.pool, meta["owner"], self.params["lock_timeout"]):
                 quota.check_budget(self.pool, meta["owner"], self.name, meta.get("max_bytes"), budget)
                 return self._write_settings(meta, changes)
@@ -143,9 +143,24 @@ class InstanceManager(CloneSteps):
             if set(changes) & set(LIMITS) and self.docker.state(meta["container"]):
                 self.docker.update(meta["container"], changes.get("memory"), changes.get("cpus"))
             if "max_bytes" in changes and os.path.isdir(self.paths["data"]):
-                quota.apply_limit(self.pool, self.paths["data"], changes["max_bytes"])
+                self._change_quota(meta)
             write_json(self.paths["meta"], meta)
         return meta
+
+    def _change_quota(self, meta):
+        """Give a new max_bytes to the data and to its server, which caps it itself: a clean restart when it runs."""
+        engine = self.engines(meta["engine"])
+        if not meta.get("max_bytes"):
+            meta["quota_base_bytes"] = None
+        elif not meta.get("quota_base_bytes"):
+            # A quota given after the clone counts from what the data holds now.
+            meta["quota_base_bytes"] = engine.quota_base(self.paths["data"])
+        quota.apply_limit(self.pool, self.paths["data"], meta)
+        state = self.docker.state(self.container)
+        if state and state.get("Running"):
+            self.docker.stop(self.container, STOP_TIMEOUT)
+            self._run_container(meta, engine, meta["generation"])
+            self._wait_ready(meta, read_json(self.paths["secret"]), engine)
 
     # -- create ------------------------------------------------------------
     def _create(self):
@@ -182,12 +197,13 @@ class InstanceManager(CloneSteps):
             "cow": COW_METHOD,
         }
         meta.update(protection(params["protected"], params.get("protection_lease"), created))
-        quota.check_engine(engine, params.get("max_bytes"))
-        # An inventory's default quota applies where the engine takes one.
-        meta["max_bytes"] = params.get("max_bytes") or (
-            None if engine.disk_quota_refused else params.get("default_max_bytes")) or None
-        # Budgets hold quotas: an engine that takes none is outside them.
-        if not params.get("owner_max_bytes") or engine.disk_quota_refused:
+        data = self._wanted_generation(template)["path"]
+        quota.check_engine(engine, params.get("max_bytes"), data)
+        refused = engine.quota_refusal(data)
+        # An inventory's default quota applies where the server can keep one.
+        meta["max_bytes"] = params.get("max_bytes") or (None if refused else params.get("default_max_bytes")) or None
+        # Budgets hold quotas: instances that can have none are outside them.
+        if not params.get("owner_max_bytes") or refused:
             return self._create_checked(meta, template, engine)
         with quota.owner_lock(self.pool, meta["owner"], params["lock_timeout"]):
             quota.check_budget(self.pool, meta["owner"], self.name, meta["max_bytes"], params["owner_max_bytes"])
@@ -224,7 +240,8 @@ class InstanceManager(CloneSteps):
         """
         own_account = (secret["user"] == warm.ACCOUNT and not self.params["password"]
                        and meta["database"] == default_database(template, engine))
-        if (self.params["port"] or meta["memory"] or meta["cpus"] or meta["upgrade_to"]
+        # A warm server runs without the cap a quota gives its arguments.
+        if (self.params["port"] or meta["memory"] or meta["cpus"] or meta["upgrade_to"] or meta["max_bytes"]
                 or meta["generation"] != template["generation"] or os.path.lexists(self.paths["dir"])
                 # MySQL's clones lock root: another account is made only at a server's start.
                 or not (own_account or engine.local_superuser_in_clones)):
@@ -244,8 +261,6 @@ class InstanceManager(CloneSteps):
             # later run know the container and the port are this instance's.
             write_json(self.paths["meta"], taken)
             os.unlink(os.path.join(self.paths["dir"], WARM_METADATA))
-            if meta["max_bytes"]:
-                quota.apply_limit(self.pool, self.paths["data"], meta["max_bytes"])
             mark = time.monotonic()
             if own_account:
                 secret = read_json(self.paths["secret"])     # a password nobody has seen yet

@@ -1,17 +1,22 @@
 # Copyright: MyAAS team
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Disk quotas of instances: btrfs quota groups, and the budgets of owners.
+"""Disk quotas of instances: the server's own cap, a btrfs quota group behind it, and the budgets of owners.
 
-An instance's ``max_bytes`` caps the exclusive bytes of its data subvolume's
-quota group: what its server wrote since the clone, not the template's data
-it shares. A write past it fails with EDQUOT ("Disk quota exceeded").
+An instance's ``max_bytes`` is what its data may grow by since the clone.
+The server itself refuses a write past it (``Engine.quota_args``: InnoDB's
+system tablespace capped at the template's size plus max_bytes), and goes on
+answering. The data subvolume's quota group gets a larger limit (``backstop``):
+what the server may rewrite of the template's data, its logs and temporary
+tablespace, and max_bytes again. It holds the pool for the neighbours if
+the server writes where it has no cap; it is not met by a runaway write, whose
+failure at a btrfs limit would be the server's own page or log write (measured:
+an abort, or a hang), not the developer's statement.
 
 An owner's budget (``owner_max_bytes``) is the sum of ``max_bytes`` their
 instances may hold, checked when an instance is made or its quota grows.
-Each instance's own limit then holds the budget physically. A level-1
-quota group per owner would count their writes together, but a snapshot
-placed in one that its template is not in leaves btrfs's accounting
-inconsistent until a rescan of the whole pool: too slow for a clone.
+A level-1 quota group per owner would count their writes together, but a
+snapshot placed in one that its template is not in leaves btrfs's
+accounting inconsistent until a rescan of the whole pool: too slow for a clone.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from ansible_collections.myaas.myaas.plugins.module_utils.host.metadata import F
 # A server's start and first writes (redo, undo, temporary tables) need room
 # of their own on a fresh clone: less than this cannot start reliably.
 MIN_MAX_BYTES = 64 * 2 ** 20
+# Above a clone's capped data and its rewrite of the template's: redo (16
+# MiB), the temporary tablespace (256 MiB cap), undo and system tables.
+BACKSTOP_ROOM = 512 * 2 ** 20
 
 
 def parse_size(option, value):
@@ -48,19 +56,30 @@ def parse_size(option, value):
     return size
 
 
-def check_engine(engine, max_bytes):
-    """Refuse a quota on an engine whose server does not survive one (fail closed, before anything is made)."""
-    if max_bytes and engine.disk_quota_refused:
-        raise MyaasError("max_bytes is refused for %s instances: %s. Leave max_bytes out for this template (the "
-                         "pool's free space and myaas_pool_free_bytes still guard it)."
-                         % (engine.name, engine.disk_quota_refused))
-
-
-def check_use(pool, data, max_bytes):
-    """Refuse a quota below what the instance already holds (and room for its server's next writes)."""
-    if not max_bytes or not os.path.isdir(data) or not pool.quota_enabled():
+def check_engine(engine, max_bytes, datadir):
+    """Refuse a quota that the server of ``datadir`` (a generation's or the instance's) cannot keep itself: fail
+    closed, before anything is made."""
+    if not max_bytes:
         return
-    used = pool.qgroup(data)[0]
+    refusal = engine.quota_refusal(datadir)
+    if refusal:
+        raise MyaasError("max_bytes is refused for this %s instance: %s. Or leave max_bytes out (the pool's free "
+                         "space and myaas_pool_free_bytes still guard it)." % (engine.name, refusal))
+
+
+def backstop(meta):
+    """The data subvolume's quota group limit in bytes for an instance with ``max_bytes`` (None without one)."""
+    if not meta.get("max_bytes"):
+        return None
+    base = meta.get("quota_base_bytes") or 0
+    return 2 * (base + meta["max_bytes"]) + BACKSTOP_ROOM
+
+
+def check_use(engine, data, meta, max_bytes):
+    """Refuse a quota below what the instance's data already grew by (and room for its server's next writes)."""
+    if not max_bytes or not os.path.isdir(data):
+        return
+    used = engine.quota_used(data, meta.get("quota_base_bytes")) or 0
     if max_bytes < used + MIN_MAX_BYTES:
         raise MyaasError("max_bytes %s is below what the instance already holds (%s) plus %s for its server's own "
                          "writes: give at least %s, or reset it (state=reset) to start again from its template."
@@ -77,12 +96,14 @@ def check_no_quota(meta, what):
                          % (meta["name"], what))
 
 
-def apply_limit(pool, data, max_bytes):
-    """Give the data subvolume its quota (None or 0 lifts it), turning quotas on for the pool when needed."""
-    if max_bytes and not pool.quota_enabled():
+def apply_limit(pool, data, meta):
+    """Give the data subvolume its backstop for ``meta``'s max_bytes (none lifts it), turning quotas on for the
+    pool when needed."""
+    limit = backstop(meta)
+    if limit and not pool.quota_enabled():
         pool.enable_quota()
-    if max_bytes or pool.quota_enabled():
-        pool.limit_exclusive(data, max_bytes or None)
+    if limit or pool.quota_enabled():
+        pool.limit_exclusive(data, limit)
 
 
 def owner_lock(pool, owner, timeout):
