@@ -113,10 +113,10 @@ options:
         error C(1114 The table 'T' is full) and the server goes on answering. Behind it, the clone's btrfs quota
         group gets a limit of twice the template's size plus O(max_bytes), plus 512 MiB, that guards the pool from
         what the cap does not count.
-      - Needs a template whose tables are in the system tablespace - imported with
+      - "Needs a template whose tables are in the system tablespace - imported with
         O(myaas.myaas.myaas_template#module:tuning) C({innodb_file_per_table: 0}); refused, before anything is made,
         for one whose tables have files of their own, and for PostgreSQL, which has no cap of its own and
-        PANICs when a btrfs limit stops its write-ahead log.
+        PANICs when a btrfs limit stops its write-ahead log."
       - Changing it on an instance restarts its server cleanly (its cap is a server argument).
       - Applied to an existing instance when given (a reset keeps it); a new one has none unless given. The pool's
         quota groups are turned on the first time an instance asks for a quota.
