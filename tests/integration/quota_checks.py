@@ -144,3 +144,9 @@ def file_per_table_is_refused(rig, template, name):
     assert refused["failed"] and "tables in files of their own (innodb_file_per_table)" in refused["msg"], refused
     assert "tuning: {innodb_file_per_table: 0}" in refused["msg"], refused["msg"]
     assert rig.gone(name)
+    # An inventory's default quota is for templates that take one: this one's instance is made without.
+    made = rig.instance(name, template=template, default_max_bytes="1G")
+    try:
+        assert not made.get("failed") and made["instance"]["max_bytes"] is None, made
+    finally:
+        rig.instance(name, state="absent")

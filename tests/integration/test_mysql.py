@@ -17,7 +17,7 @@ import pymysql
 import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
-from quota_checks import SYSTEM_TABLESPACE, file_per_table_is_refused, runaway_write_is_stopped
+from quota_checks import SYSTEM_TABLESPACE, file_per_table_is_refused, quotas_off, runaway_write_is_stopped
 from rig import files_holding, login_refused, sh
 
 IMAGES = ["mysql:9.7", "myaas/mysql:9.7"]
@@ -210,7 +210,8 @@ def test_the_nightly_playbook_imports_each_dump_with_its_templates_engine(rig, w
     shutil.copy(mysql_dump[0], os.path.join(dumps, "billing.sql"))
     shutil.copy(shop_sql, os.path.join(dumps, "webshop.sql"))
     per_template = json.dumps({"dumps_dir": dumps, "image": rig.image, "myaas_engines": {"billing": "mysql"},
-                               "myaas_images": {"billing": IMAGES[1]}})
+                               "myaas_images": {"billing": IMAGES[1]},
+                               "myaas_tuning": {"webshop": SYSTEM_TABLESPACE}})
     try:
         run = rig.playbook("playbooks/import_templates.yml", "-e", per_template)
         assert run.returncode == 0, run.stdout[-3000:]
@@ -218,9 +219,15 @@ def test_the_nightly_playbook_imports_each_dump_with_its_templates_engine(rig, w
         assert (billing["engine"], billing["image"]) == ("mysql", IMAGES[1])
         assert (webshop["engine"], webshop["image"]) == ("mariadb", rig.image)
         assert billing["row_counts"] == mysql_dump[1]
+        # The settings of one template's import, and what they are for: its instances take quotas.
+        assert (billing["options"]["tuning"], webshop["options"]["tuning"]) == ({}, SYSTEM_TABLESPACE)
+        limited = rig.instance("webshop-q", template="webshop", max_bytes="64M")
+        assert not limited.get("failed") and limited["instance"]["max_bytes"] == 64 * 2 ** 20, limited
+        assert rig.instance("webshop-q", state="absent")["changed"]
     finally:
         for name in ("billing", "webshop"):
             rig.template(name, None, state="absent")
+        quotas_off(rig)
 
 
 def test_a_runaway_write_stops_at_the_instance_quota(rig, mysql_templates, mysql_dump):
