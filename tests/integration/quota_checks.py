@@ -47,6 +47,13 @@ def _started(container):
         sh("docker", "inspect", "--format", "{{.RestartCount}}", container).stdout)
 
 
+def cap_argument(container):
+    """The MiB a container's server caps its system tablespace at (innodb_data_file_path's max); None: no cap."""
+    args = json.loads(sh("docker", "inspect", "--format", "{{json .Args}}", container).stdout)
+    paths = [arg for arg in args if arg.startswith("--innodb-data-file-path=")]
+    return paths[0].rsplit(":max:", 1)[1].rstrip("M") if paths else None
+
+
 def _qgroup(rig, path):
     """(exclusive bytes, exclusive limit) of the pool's subvolume at ``path``, as btrfs shows them."""
     for line in sh("btrfs", "qgroup", "show", "-re", "--raw", rig.pool).stdout.splitlines():
@@ -132,6 +139,11 @@ def runaway_write_is_stopped(rig, template, table, rows):
         rig.query(neighbour, "INSERT INTO spare SELECT pad FROM (SELECT repeat('y', 1000) AS pad) AS one")
         assert rig.query(neighbour, "SELECT COUNT(*) FROM " + table)[0][0] == rows
         assert listed[neighbour["name"]]["max_bytes"] is None and listed[neighbour["name"]]["used_bytes"] is None
+        # A first quota, given after the clone, counts from what its data holds then.
+        given = rig.instance(neighbour["name"], max_bytes="64M")
+        assert given["changed"] and not given.get("failed"), given
+        assert cap_argument(neighbour["container"]) is not None
+        assert rig.info(name=neighbour["name"])["instances"][0]["used_bytes"] == 0
     finally:
         rig.instance(limited["name"], state="absent")
         rig.instance(neighbour["name"], state="absent")
@@ -141,7 +153,7 @@ def runaway_write_is_stopped(rig, template, table, rows):
 def file_per_table_is_refused(rig, template, name):
     """A template whose tables have files of their own gives no quota: refused before anything is made."""
     refused = rig.instance(name, template=template, max_bytes="1G")
-    assert refused["failed"] and "tables in files of their own (innodb_file_per_table)" in refused["msg"], refused
+    assert refused["failed"] and "tables in files of their own (innodb_file_per_table" in refused["msg"], refused
     assert "tuning: {innodb_file_per_table: 0}" in refused["msg"], refused["msg"]
     assert rig.gone(name)
     # An inventory's default quota is for templates that take one: this one's instance is made without.

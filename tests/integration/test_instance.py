@@ -11,7 +11,8 @@ import pytest
 
 from ansible_collections.myaas.myaas.plugins.module_utils.engines.registry import get_engine
 from ansible_collections.myaas.myaas.plugins.module_utils.timespec import parse_iso
-from quota_checks import SYSTEM_TABLESPACE, file_per_table_is_refused, quotas_off, runaway_write_is_stopped
+from quota_checks import (SYSTEM_TABLESPACE, cap_argument, file_per_table_is_refused, quotas_off,
+                          runaway_write_is_stopped)
 from rig import ENV, ROOT, SAMPLE, SAMPLE_CUSTOMERS as CUSTOMERS, module_argv, run_module, sh
 
 
@@ -410,13 +411,6 @@ def test_metrics_match_what_myaas_info_says(rig, shop, workdir):
     assert 0 < metrics[("myaas_pool_free_bytes", ())] <= stat.f_blocks * stat.f_frsize
 
 
-def cap_argument(container):
-    """The MiB a running server caps its system tablespace at (its innodb_data_file_path's max)."""
-    args = json.loads(sh("docker", "inspect", "--format", "{{json .Args}}", container).stdout)
-    [path] = [arg for arg in args if arg.startswith("--innodb-data-file-path=")]
-    return path.rsplit(":max:", 1)[1].rstrip("M")
-
-
 @pytest.fixture(scope="module")
 def shop_quota(rig):
     """The sample with its tables in the system tablespace: the layout whose clones take quotas."""
@@ -455,6 +449,18 @@ def test_an_owners_budget_holds_the_sum_of_their_quotas(rig, shop_quota):
         assert not get_engine("mariadb").crash_recovery(sh("docker", "logs", container).stdout)
         assert rig.query(dict(lowered["instance"], password=lowered["instance"]["password"]),
                          "SELECT COUNT(*) FROM customers")[0][0] == CUSTOMERS
+        # A stopped instance gets its new cap too, and stays stopped until it is started.
+        stopped = rig.info(name="budget-2")["instances"][0]["container"]
+        assert rig.instance("budget-2", state="stopped")["changed"]
+        raised = rig.instance("budget-2", state="stopped", max_bytes="72M", owner_max_bytes="200M")
+        assert raised["changed"] and not raised.get("failed"), raised
+        assert rig.info(name="budget-2")["instances"][0]["status"] in ("created", "exited")   # not running
+        assert int(cap_argument(stopped)) - int(before) == 72 - 128
+        assert not rig.instance("budget-2", state="started").get("failed")
+        # Lifted (no budget asked for here): the server runs with no cap.
+        lifted = rig.instance("budget-2", max_bytes="0")
+        assert lifted["changed"] and lifted["instance"]["max_bytes"] is None, lifted
+        assert cap_argument(stopped) is None
         # A bookmark would share its data and let it write its quota again.
         saved = rig.instance("budget-1", state="saved", bookmark="before")
         assert saved["failed"] and "would share its data" in saved["msg"], saved

@@ -99,6 +99,10 @@ class Engine:
         """Why instances of ``datadir`` (a generation's or an instance's) can have no max_bytes; None if they can."""
         return self.disk_quota_refused or "%s has no way to cap what its server writes" % self.name
 
+    def capped_layout_args(self):
+        """Server arguments that keep new tables where a quota can cap them, for instances with no quota yet."""
+        return []
+
     def quota_base(self, datadir):
         """Bytes, at clone time, of what the server caps in ``datadir``; max_bytes counts from there. None: nothing."""
         return None

@@ -111,13 +111,18 @@ exec "$server" "$@"
     system_tablespace = "ibdata1"
 
     def quota_refusal(self, datadir):
-        own = [path for path in glob.glob(os.path.join(glob.escape(datadir), "*", "*.ibd"))
+        # Tables of other engines (MyISAM, Aria, CSV) have files of their own too.
+        own = [path for suffix in ("ibd", "MYD", "MAD", "CSV")
+               for path in glob.glob(os.path.join(glob.escape(datadir), "*", "*." + suffix))
                if os.path.basename(os.path.dirname(path)) not in SYSTEM_SCHEMAS]
         if not own:
             return None
-        return ("its data keeps %d tables in files of their own (innodb_file_per_table), which InnoDB cannot cap: "
-                "import the template with tuning: {innodb_file_per_table: 0}, so that its tables live in the "
-                "system tablespace, which it can" % len(own))
+        return ("its data keeps %d tables in files of their own (innodb_file_per_table, or another engine than "
+                "InnoDB), which the server cannot cap: import the template with tuning: {innodb_file_per_table: 0} "
+                "and InnoDB tables, so that they live in the system tablespace, which it can" % len(own))
+
+    def capped_layout_args(self):
+        return ["--innodb-file-per-table=0"]
 
     def quota_base(self, datadir):
         return os.stat(os.path.join(datadir, self.system_tablespace)).st_size
@@ -132,8 +137,10 @@ exec "$server" "$@"
             + list(self.quota_engine_args)
 
     def quota_used(self, datadir, base_bytes):
+        if base_bytes is None:
+            return None
         try:
-            return max(os.stat(os.path.join(datadir, self.system_tablespace)).st_size - (base_bytes or 0), 0)
+            return max(os.stat(os.path.join(datadir, self.system_tablespace)).st_size - base_bytes, 0)
         except OSError:
             return None
 

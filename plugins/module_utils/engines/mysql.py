@@ -48,8 +48,11 @@ class MySQL(MariaDB):
     # root@localhost is locked before a template is frozen (before_shutdown_sql).
     local_superuser_in_clones = False
     # Tables of engines that write beside the datadir's capped system
-    # tablespace (MySQL has no enforce_storage_engine).
-    quota_engine_args = ("--disabled-storage-engines=MyISAM,MRG_MYISAM,CSV,ARCHIVE",)
+    # tablespace (MySQL has no enforce_storage_engine). Temporary tables,
+    # and internal ones too large for memory, go to session temporary
+    # tablespaces that nothing caps: out of the datadir, into the container.
+    quota_engine_args = ("--disabled-storage-engines=MyISAM,MRG_MYISAM,CSV,ARCHIVE",
+                         "--innodb-temp-tablespaces-dir=/tmp")
     default_image = "mysql:9.7"
     client = "mysql"
     # Debian's builds interleave the buffer pool over NUMA nodes by default,

@@ -208,6 +208,10 @@ class Docker:
         return self._call("create", lambda: self.api.create_container(
             host_config=self.api.create_host_config(**host), **create))["Id"]
 
+    def create(self, spec):
+        """Create a container and leave it stopped."""
+        return self._create(spec)
+
     def run(self, spec):
         """Create and start a container; PortTaken if its published port is held by something else."""
         container = self._create(spec)

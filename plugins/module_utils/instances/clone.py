@@ -143,6 +143,9 @@ class CloneSteps:
                     Rehearsal)
                 self.upgrade = Rehearsal(self, meta, engine, template, record).run()
                 lap("upgrade")
+        # A clone of a template whose tables are all in the system tablespace
+        # keeps new ones there too: a quota given later finds none outside it.
+        meta["capped_layout"] = not engine.quota_refusal(self.paths["data"])
         if meta.get("max_bytes"):
             # Checked on the data itself: a new generation may have changed its layout.
             quota.check_engine(engine, meta["max_bytes"], self.paths["data"])
@@ -267,7 +270,15 @@ class CloneSteps:
 
     def _container_spec(self, meta, engine, generation):
         data = os.stat(self.paths["data"])
-        capped = engine.quota_args(meta["max_bytes"], meta["quota_base_bytes"]) if meta.get("max_bytes") else []
+        capped = []
+        if meta.get("max_bytes"):
+            # An instance recorded before quotas had a base is capped from what its data holds now.
+            base = meta.get("quota_base_bytes")
+            if base is None:
+                base = engine.quota_base(self.paths["data"])
+            capped = engine.quota_args(meta["max_bytes"], base)
+        elif meta.get("capped_layout"):
+            capped = engine.capped_layout_args()
         entrypoint, args = engine.command(engine.clone_args() + capped)
         return {
             "name": self.container,

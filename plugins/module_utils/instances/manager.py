@@ -97,10 +97,8 @@ class InstanceManager(CloneSteps):
                 return self._reset(self._apply_settings(meta, changes), bookmark)
             self._check_generation(meta)
             self._check_upgrade(meta)
-            if state == "stopped":
-                return self._stop(self._apply_settings(meta, changes))
             before = meta
-            result = self._ensure_running(self._apply_settings(meta, changes))
+            result = (self._stop if state == "stopped" else self._ensure_running)(self._apply_settings(meta, changes))
             if changes:
                 result.update(changed=True, diff={"before": before, "after": result["diff"]["after"]})
                 result["operation"] = "update" if result["operation"] == "none" else result["operation"]
@@ -148,19 +146,26 @@ class InstanceManager(CloneSteps):
         return meta
 
     def _change_quota(self, meta):
-        """Give a new max_bytes to the data and to its server, which caps it itself: a clean restart when it runs."""
+        """Give a new max_bytes to the data and to its server, which caps it itself (a server argument): a clean
+        restart when it runs, a new stopped container when it does not."""
         engine = self.engines(meta["engine"])
         if not meta.get("max_bytes"):
             meta["quota_base_bytes"] = None
-        elif not meta.get("quota_base_bytes"):
+        elif meta.get("quota_base_bytes") is None:
             # A quota given after the clone counts from what the data holds now.
             meta["quota_base_bytes"] = engine.quota_base(self.paths["data"])
-        quota.apply_limit(self.pool, self.paths["data"], meta)
+        # The record first: a restart that fails leaves the instance as its record says.
+        write_json(self.paths["meta"], meta)
         state = self.docker.state(self.container)
         if state and state.get("Running"):
             self.docker.stop(self.container, STOP_TIMEOUT)
             self._run_container(meta, engine, meta["generation"])
             self._wait_ready(meta, read_json(self.paths["secret"]), engine)
+        elif state:
+            self.docker.remove(self.container, self.pool.path)
+            self.docker.create(self._container_spec(meta, engine, meta["generation"]))
+        # After the server has its new cap: a lower limit never meets the old, higher one.
+        quota.apply_limit(self.pool, self.paths["data"], meta)
 
     # -- create ------------------------------------------------------------
     def _create(self):
@@ -332,6 +337,10 @@ class InstanceManager(CloneSteps):
         if self.check_mode:
             return self.result(True, meta, "reset", before)
         engine = self.engines(meta["engine"])
+        if path is None:
+            # Before the data goes: a generation imported with files of its own per table takes no quota.
+            quota.check_engine(engine, meta.get("max_bytes"), record["path"],
+                               "Or lift the instance's quota (max_bytes=0) with this reset")
         self._remove_clone()
         try:
             meta["generation"], meta["ready_seconds"] = self._clone_and_start(

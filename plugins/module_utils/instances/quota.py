@@ -56,15 +56,15 @@ def parse_size(option, value):
     return size
 
 
-def check_engine(engine, max_bytes, datadir):
+def check_engine(engine, max_bytes, datadir, otherwise="Or leave max_bytes out"):
     """Refuse a quota that the server of ``datadir`` (a generation's or the instance's) cannot keep itself: fail
-    closed, before anything is made."""
+    closed, before anything is made or removed. ``otherwise``: the other way out the message gives."""
     if not max_bytes:
         return
     refusal = engine.quota_refusal(datadir)
     if refusal:
-        raise MyaasError("max_bytes is refused for this %s instance: %s. Or leave max_bytes out (the pool's free "
-                         "space and myaas_pool_free_bytes still guard it)." % (engine.name, refusal))
+        raise MyaasError("max_bytes is refused for this %s instance: %s. %s (the pool's free space and "
+                         "myaas_pool_free_bytes still guard it)." % (engine.name, refusal, otherwise))
 
 
 def backstop(meta):
@@ -77,9 +77,9 @@ def backstop(meta):
 
 def check_use(engine, data, meta, max_bytes):
     """Refuse a quota below what the instance's data already grew by (and room for its server's next writes)."""
-    if not max_bytes or not os.path.isdir(data):
-        return
-    used = engine.quota_used(data, meta.get("quota_base_bytes")) or 0
+    if not max_bytes or not os.path.isdir(data) or meta.get("quota_base_bytes") is None:
+        return      # a first quota counts from what the data holds when it is given
+    used = engine.quota_used(data, meta["quota_base_bytes"]) or 0
     if max_bytes < used + MIN_MAX_BYTES:
         raise MyaasError("max_bytes %s is below what the instance already holds (%s) plus %s for its server's own "
                          "writes: give at least %s, or reset it (state=reset) to start again from its template."
