@@ -111,13 +111,14 @@ options:
       - The server keeps it itself - MariaDB and MySQL run the clone with InnoDB's system tablespace capped at the
         template's size plus O(max_bytes), and only InnoDB tables. A write past it fails with the server's own
         error C(1114 The table 'T' is full) and the server goes on answering. Behind it, the clone's btrfs quota
-        group gets a limit of twice the template's size plus O(max_bytes), plus 512 MiB, that guards the pool from
-        what the cap does not count.
+        group gets a limit of twice the capped size (the template's system tablespace plus O(max_bytes)), plus 512
+        MiB, that guards the pool from what the cap does not count.
       - "Needs a template whose tables are in the system tablespace - imported with
         O(myaas.myaas.myaas_template#module:tuning) C({innodb_file_per_table: 0}); refused, before anything is made,
         for one whose tables have files of their own, and for PostgreSQL, which has no cap of its own and
         PANICs when a btrfs limit stops its write-ahead log."
-      - Changing it on an instance restarts its server cleanly (its cap is a server argument).
+      - Changing it on a running instance restarts its server cleanly (its cap is a server argument); a stopped
+        one gets it at its next start. A request with a quota is never given a warm clone.
       - Applied to an existing instance when given (a reset keeps it); a new one has none unless given. The pool's
         quota groups are turned on the first time an instance asks for a quota.
     type: str
