@@ -28,7 +28,7 @@ def test_events_and_the_pool_render_as_prometheus_reads_them(pool_dir, make_runn
     metrics.record(pool, import_of="shop", import_ok=True, now=2000.0)
     metrics.record(pool, import_of="hr", import_ok=False)
     instances = [dict(name="a1", template="shop", owner="alice", status="running", exclusive_bytes=4096,
-                      max_bytes=2 ** 30),
+                      used_bytes=2048, max_bytes=2 ** 30),
                  dict(name="a2", template="shop", owner="alice", status="running", exclusive_bytes=None),
                  dict(name="b1", template="shop", owner=None, status="exited", exclusive_bytes=0)]
     templates = [dict(name="shop", generation=3, imported_at=iso(1500.0), import_seconds=12.5,
@@ -44,6 +44,8 @@ def test_events_and_the_pool_render_as_prometheus_reads_them(pool_dir, make_runn
     assert got[("myaas_instance_exclusive_bytes", a1)] == 4096
     assert not [key for key in got if key[0] == "myaas_instance_exclusive_bytes" and ("instance_name", "a2") in key[1]]
     assert got[("myaas_instance_max_bytes", a1)] == 2 ** 30
+    assert got[("myaas_instance_used_bytes", a1)] == 2048
+    assert not [key for key in got if key[0] == "myaas_instance_used_bytes" and ("instance_name", "a2") in key[1]]
     assert got[("myaas_template_generation_age_seconds", (p, ("template", "shop")))] == 100.0
     assert got[("myaas_template_import_duration_seconds", (p, ("template", "shop")))] == 12.5
     assert got[("myaas_template_import_last_success_timestamp_seconds", (p, ("template", "shop")))] == 2000.0
@@ -77,7 +79,7 @@ def test_the_alerts_and_the_dashboard_use_only_metrics_that_are_written(pool_dir
     shop = dict(name="shop", generation=1, imported_at=iso(1000.0), import_seconds=3.0,
                 warm={"count": 1, "ready": 1, "generations": [1], "error": None})
     path = metrics.write(pool, [dict(name="a1", template="shop", owner="alice", status="running",
-                                     exclusive_bytes=1, max_bytes=2)], [shop])
+                                     exclusive_bytes=1, used_bytes=1, max_bytes=2)], [shop])
     written = set(key[0] for key in samples(path))
     folder = os.path.join(os.path.dirname(__file__), "..", "..", "extensions", "monitoring")
     with open(os.path.join(folder, "alerts.yml"), encoding="utf-8") as handle:
