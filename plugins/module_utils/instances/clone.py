@@ -145,10 +145,9 @@ class CloneSteps:
                 lap("upgrade")
         # A clone of a template whose tables are all in the system tablespace
         # keeps new ones there too: a quota given later finds none outside it.
-        meta["capped_layout"] = not engine.quota_refusal(self.paths["data"])
+        # A quota is checked on the data itself: a new generation may have changed its layout.
+        meta["capped_layout"] = not quota.check_engine(engine, meta.get("max_bytes"), self.paths["data"])
         if meta.get("max_bytes"):
-            # Checked on the data itself: a new generation may have changed its layout.
-            quota.check_engine(engine, meta["max_bytes"], self.paths["data"])
             meta["quota_base_bytes"] = engine.quota_base(self.paths["data"])
             quota.apply_limit(self.pool, self.paths["data"], meta)
             lap("quota")

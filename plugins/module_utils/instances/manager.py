@@ -126,11 +126,11 @@ class InstanceManager(CloneSteps):
             return meta
         meta = dict(meta, **changes)
         engine = self.engines(meta["engine"])
-        if changes.get("max_bytes"):
-            quota.check_engine(engine, changes["max_bytes"], self.paths["data"])
-            quota.check_use(engine, self.paths["data"], meta, changes["max_bytes"])
         budget = self.params.get("owner_max_bytes")
-        if budget and ("max_bytes" in changes or "owner" in changes) and not engine.quota_refusal(self.paths["data"]):
+        refused = quota.check_engine(engine, changes.get("max_bytes"), self.paths["data"]) \
+            if changes.get("max_bytes") or budget else None
+        quota.check_use(engine, self.paths["data"], meta, changes.get("max_bytes"))
+        if budget and ("max_bytes" in changes or "owner" in changes) and not refused:
             with quota.owner_lock(self.pool, meta["owner"], self.params["lock_timeout"]):
                 quota.check_budget(self.pool, meta["owner"], self.name, meta.get("max_bytes"), budget)
                 return self._write_settings(meta, changes)
@@ -203,8 +203,7 @@ class InstanceManager(CloneSteps):
         }
         meta.update(protection(params["protected"], params.get("protection_lease"), created))
         data = self._wanted_generation(template)["path"]
-        quota.check_engine(engine, params.get("max_bytes"), data)
-        refused = engine.quota_refusal(data)
+        refused = quota.check_engine(engine, params.get("max_bytes"), data)
         # An inventory's default quota applies where the server can keep one.
         meta["max_bytes"] = params.get("max_bytes") or (None if refused else params.get("default_max_bytes")) or None
         # Budgets hold quotas: instances that can have none are outside them.
@@ -337,7 +336,7 @@ class InstanceManager(CloneSteps):
         if self.check_mode:
             return self.result(True, meta, "reset", before)
         engine = self.engines(meta["engine"])
-        if path is None:
+        if path is None and meta.get("max_bytes"):
             # Before the data goes: a generation imported with files of its own per table takes no quota.
             quota.check_engine(engine, meta.get("max_bytes"), record["path"],
                                "Or lift the instance's quota (max_bytes=0) with this reset")

@@ -58,13 +58,15 @@ def parse_size(option, value):
 
 def check_engine(engine, max_bytes, datadir, otherwise="Or leave max_bytes out"):
     """Refuse a quota that the server of ``datadir`` (a generation's or the instance's) cannot keep itself: fail
-    closed, before anything is made or removed. ``otherwise``: the other way out the message gives."""
-    if not max_bytes:
-        return
+    closed, before anything is made or removed. ``otherwise``: the other way out the message gives.
+
+    Returns why the data takes no quota (None: it takes one), which callers need when none was asked for.
+    """
     refusal = engine.quota_refusal(datadir)
-    if refusal:
+    if max_bytes and refusal:
         raise MyaasError("max_bytes is refused for this %s instance: %s. %s (the pool's free space and "
                          "myaas_pool_free_bytes still guard it)." % (engine.name, refusal, otherwise))
+    return refusal
 
 
 def backstop(meta):
