@@ -111,10 +111,11 @@ exec "$server" "$@"
     system_tablespace = "ibdata1"
 
     def quota_refusal(self, datadir):
-        # Tables of other engines (MyISAM, Aria, CSV) have files of their own too.
-        own = [path for suffix in ("ibd", "MYD", "MAD", "CSV")
-               for path in glob.glob(os.path.join(glob.escape(datadir), "*", "*." + suffix))
-               if os.path.basename(os.path.dirname(path)) not in SYSTEM_SCHEMAS]
+        # Tables of other engines (MyISAM, Aria, CSV) have files of their own
+        # too. One listing of the schemas' folders: every clone reads it.
+        own = [path for path in glob.glob(os.path.join(glob.escape(datadir), "*", "*.*"))
+               if path.rsplit(".", 1)[1] in ("ibd", "MYD", "MAD", "CSV")
+               and os.path.basename(os.path.dirname(path)) not in SYSTEM_SCHEMAS]
         if not own:
             return None
         return ("its data keeps %d tables in files of their own (innodb_file_per_table, or another engine than "

@@ -271,11 +271,7 @@ class CloneSteps:
         data = os.stat(self.paths["data"])
         capped = []
         if meta.get("max_bytes"):
-            # An instance recorded before quotas had a base is capped from what its data holds now.
-            base = meta.get("quota_base_bytes")
-            if base is None:
-                base = engine.quota_base(self.paths["data"])
-            capped = engine.quota_args(meta["max_bytes"], base)
+            capped = engine.quota_args(meta["max_bytes"], quota.base_of(engine, self.paths["data"], meta))
         elif meta.get("capped_layout"):
             capped = engine.capped_layout_args()
         entrypoint, args = engine.command(engine.clone_args() + capped)

@@ -149,11 +149,7 @@ class InstanceManager(CloneSteps):
         """Give a new max_bytes to the data and to its server, which caps it itself (a server argument): a clean
         restart when it runs, a new stopped container when it does not."""
         engine = self.engines(meta["engine"])
-        if not meta.get("max_bytes"):
-            meta["quota_base_bytes"] = None
-        elif meta.get("quota_base_bytes") is None:
-            # A quota given after the clone counts from what the data holds now.
-            meta["quota_base_bytes"] = engine.quota_base(self.paths["data"])
+        meta["quota_base_bytes"] = quota.base_of(engine, self.paths["data"], meta) if meta.get("max_bytes") else None
         # The record first: a restart that fails leaves the instance as its record says.
         write_json(self.paths["meta"], meta)
         state = self.docker.state(self.container)
@@ -338,7 +334,7 @@ class InstanceManager(CloneSteps):
         engine = self.engines(meta["engine"])
         if path is None and meta.get("max_bytes"):
             # Before the data goes: a generation imported with files of its own per table takes no quota.
-            quota.check_engine(engine, meta.get("max_bytes"), record["path"],
+            quota.check_engine(engine, meta["max_bytes"], record["path"],
                                "Or lift the instance's quota (max_bytes=0) with this reset")
         self._remove_clone()
         try:

@@ -77,6 +77,13 @@ def backstop(meta):
     return 2 * (base + meta["max_bytes"]) + BACKSTOP_ROOM
 
 
+def base_of(engine, data, meta):
+    """Bytes ``meta``'s max_bytes counts from: its record's, or what ``data`` holds now (a first quota, or a record
+    made before quotas had a base)."""
+    base = meta.get("quota_base_bytes")
+    return engine.quota_base(data) if base is None else base
+
+
 def check_use(engine, data, meta, max_bytes):
     """Refuse a quota below what the instance's data already grew by (and room for its server's next writes)."""
     if not max_bytes or not os.path.isdir(data) or meta.get("quota_base_bytes") is None:
